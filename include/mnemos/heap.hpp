@@ -1,0 +1,163 @@
+// Heap: an arena placed inside a caller's region, a try-lock that never blocks,
+// and a deferred-free queue so that frees never block either.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+
+#include "mnemos/check.hpp"
+#include "mnemos/detail/atomic.hpp"
+#include "mnemos/detail/block_header.hpp"
+#include "mnemos/detail/deallocate.hpp"
+#include "mnemos/detail/first_fit.hpp"
+#include "mnemos/detail/heap_lock.hpp"
+#include "mnemos/detail/typed_alloc.hpp"
+#include "mnemos/error.hpp"
+#include "mnemos/layout.hpp"
+#include "mnemos/result.hpp"
+#include "mnemos/stats.hpp"
+
+namespace mnemos {
+
+enum class Backend : std::uint8_t {
+  FirstFit,  // address-ordered first fit (linked_list_allocator): O(free blocks) per call
+};
+
+struct heap_test_access;
+
+// Chosen at bootstrap. (At namespace scope so it can be a default argument of
+// Heap's own members; spelled Heap::Options.)
+struct HeapOptions {
+  Backend backend = Backend::FirstFit;
+};
+
+// Thread safety: every member may be called from any thread. free_raw and the
+// owners' destructors may also be called from interrupt handlers: they never
+// block and never fail. Allocation never blocks either: it fails with Locked
+// when another context holds the lock.
+class Heap : public detail::TypedAllocators<Heap> {
+ public:
+  using Options = HeapOptions;
+
+  class Guard;
+
+  // Places the heap's state at the start of `region` and manages the rest as the
+  // arena. No hosted allocation; the region must outlive every block. Fails with
+  // RegionMisaligned if region.data() is not aligned to alignof(Heap), and with
+  // RegionTooSmall if no block fits after the state. O(1).
+  static Result<Heap*> bootstrap(std::span<std::byte> region, Options options = {}) noexcept;
+
+  Heap(const Heap&) = delete;
+  Heap& operator=(const Heap&) = delete;
+
+  // Takes the lock if free (never waits). While the Guard lives, frees of this
+  // heap's blocks from other contexts are deferred; they are returned when it is
+  // released (before it releases the lock), or before the guard's next
+  // allocation. Cost: one atomic RMW.
+  std::optional<Guard> try_lock() noexcept;
+
+  // One block of `layout`, uninitialised. Errors: InvalidLayout (size 0,
+  // alignment not a power of two, size overflow), TooLarge (would not fit in the
+  // empty arena), Locked (lock held elsewhere), NoMemory (no room now).
+  // Cost: lock + unlock (two atomic RMWs) plus the backend (first fit: O(free blocks)).
+  Result<void*> try_alloc_raw(Layout layout) noexcept;
+  using detail::TypedAllocators<Heap>::try_alloc;
+
+  // Frees a block from try_alloc_raw (of any heap: the header names it) with the
+  // same layout. From any thread or interrupt; never blocks: if the owning heap
+  // is locked the block is queued and returned by the holder. Null is ignored.
+  static void free_raw(void* payload, Layout layout) noexcept;
+
+  // Returns deferred frees to the backend now, if the lock is free. Liveness
+  // never depends on it (every unlock drains); it exists for callers that want
+  // the queue empty at a known point. Returns the number of blocks returned.
+  std::size_t poll() noexcept;
+
+  // Counters, read without the lock: callable anywhere, even under a Guard.
+  Stats stats() const noexcept;
+
+  // Walks the arena and verifies the backend's invariants and that the counters
+  // agree with it. Busy if the lock is held elsewhere. O(free blocks).
+  CheckReport check() noexcept;
+
+  // Bytes of arena (after the heap's own state) the backend manages.
+  std::size_t capacity() const noexcept { return backend_.capacity(); }
+
+ private:
+  friend struct heap_test_access;
+  friend class Guard;
+  friend void detail::deallocate(void*, Layout) noexcept;
+
+  explicit Heap(Options options) noexcept : options_(options) {}
+
+  // Errors that neither waiting nor the lock can change; nullopt when valid.
+  std::optional<Error> reject(Layout layout) const noexcept;
+  // Lock held, layout accepted by reject().
+  Result<void*> alloc_locked(Layout layout) noexcept;
+  void free_locked(void* payload, Layout layout) noexcept;
+  void free_any_context(void* payload, Layout layout) noexcept;
+  // Lock held: hands a block back to the backend and counts it.
+  void return_block(void* block, std::size_t block_size) noexcept;
+  std::size_t drain(detail::DeferredNode* list) noexcept;
+  std::size_t drain_pending() noexcept;
+  // Releases the lock over an empty deferred queue; returns blocks drained.
+  std::size_t unlock() noexcept;
+  CheckReport check_locked() const noexcept;
+  static std::size_t block_size(const detail::BlockRequest& request) noexcept {
+    return detail::FirstFit::rounded_size(request.size);
+  }
+
+  detail::HeapLock lock_;
+  Options options_;
+  detail::FirstFit backend_;
+
+  // Written only by the lock holder (no RMW), read anywhere by stats().
+  detail::SingleWriterCounter<std::size_t> allocated_bytes_;
+  detail::SingleWriterCounter<std::size_t> peak_allocated_bytes_;
+  detail::SingleWriterCounter<std::size_t> alloc_count_;
+  detail::SingleWriterCounter<std::size_t> alloc_no_memory_count_;
+  detail::SingleWriterCounter<std::size_t> free_count_;
+  detail::SingleWriterCounter<std::size_t> deferred_free_count_;
+  // Incremented by producers after their push, decremented by the drainer, so it
+  // can dip below zero for a moment; stats() clamps it.
+  detail::Atomic<std::ptrdiff_t> deferred_pending_{0};
+};
+
+// The lock, held: the same synchronous family with no atomics per call, for
+// batches. Move-only; releasing it drains the deferred queue, then unlocks.
+class Heap::Guard : public detail::TypedAllocators<Guard> {
+ public:
+  Guard(Guard&& other) noexcept : heap_(other.heap_) { other.heap_ = nullptr; }
+  Guard& operator=(Guard&& other) noexcept {
+    if (this != &other) {
+      if (heap_ != nullptr) heap_->unlock();
+      heap_ = other.heap_;
+      other.heap_ = nullptr;
+    }
+    return *this;
+  }
+  Guard(const Guard&) = delete;
+  ~Guard() {
+    if (heap_ != nullptr) heap_->unlock();
+  }
+
+  // As Heap::try_alloc_raw, but never Locked. Returns deferred frees first.
+  Result<void*> try_alloc_raw(Layout layout) noexcept;
+  using detail::TypedAllocators<Guard>::try_alloc;
+
+  // A block of this heap is freed at once, with no atomics; a block of another
+  // heap goes through Heap::free_raw.
+  void free_raw(void* payload, Layout layout) noexcept;
+
+  CheckReport check() const noexcept { return heap_->check_locked(); }
+  Heap& heap() const noexcept { return *heap_; }
+
+ private:
+  friend class Heap;
+  explicit Guard(Heap* heap) noexcept : heap_(heap) {}
+  Heap* heap_;
+};
+
+}  // namespace mnemos
