@@ -1,33 +1,44 @@
-// The demo: a heap in a 64 KiB static arena, producer threads allocating
-// messages and consumer threads freeing them, so frees arrive from threads that
-// did not allocate and often find the lock held (deferred frees). It prints a
-// table and exits 0 only if check() passes and every byte came back.
+// The demo, the project's main job: a heap in a 64 KiB static arena under
+// pressure. Producer tasks on an Executor (the main thread) allocate messages
+// faster than consumer threads free them, so the heap is full most of the time
+// and producers wait for room (co_await) instead of failing. One request
+// larger than the arena is rejected at once; a few impatient waiters are
+// cancelled through stop tokens. Prints a table, and exits 0 only if no
+// allocation failed unexpectedly, every byte came back and check() passes.
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
 #include <mutex>
-#include <random>
+#include <stop_token>
 #include <thread>
 #include <vector>
 
 #include <mnemos/alloc.hpp>
+#include <mnemos/task.hpp>
 
 using namespace mnemos;
+using Clock = std::chrono::steady_clock;
 
 namespace {
 
 alignas(64) std::byte arena[64 * 1024];
 
-// A message: a header Box and a payload Array of a random length.
+constexpr int kProducers = 4;
+constexpr int kConsumers = 2;
+constexpr int kMessagesPerProducer = 5000;
+constexpr int kImpatient = 3;
+
 struct Message {
   std::uint32_t producer;
   std::uint32_t sequence;
   Array<std::uint8_t> payload;
 };
 
-// A hosted channel between threads: the demo's plumbing, not the allocator's.
+// Hosted plumbing between the executor and the consumer threads.
 class Channel {
  public:
   void send(Box<Message> m) {
@@ -37,7 +48,7 @@ class Channel {
     }
     ready_.notify_one();
   }
-  // Empty Box when the channel is closed and drained.
+  // Empty Box once the channel is closed and drained.
   Box<Message> receive() {
     std::unique_lock<std::mutex> lock(mutex_);
     ready_.wait(lock, [&] { return !queue_.empty() || closed_; });
@@ -61,19 +72,57 @@ class Channel {
   bool closed_ = false;
 };
 
-struct ProducerCounts {
-  std::size_t sent = 0;
-  std::size_t no_memory = 0;
-  std::size_t locked = 0;
+struct Tally {
+  int sent = 0;
+  int failures = 0;  // errors other than the expected ones
+  int cancelled = 0;
+  Clock::duration longest_wait{};
 };
+
+void note_wait(Tally& tally, Clock::time_point since) {
+  tally.longest_wait = std::max(tally.longest_wait, Clock::now() - since);
+}
+
+Task<void> producer(Heap& heap, Channel& channel, Tally& tally, std::uint32_t id) {
+  std::uint32_t rng = id * 2654435761u + 1;
+  for (int seq = 0; seq < kMessagesPerProducer; ++seq) {
+    rng = rng * 1664525u + 1013904223u;
+    const std::size_t length = 64 + (rng >> 16) % 960;
+    Clock::time_point asked = Clock::now();
+    Result<Array<std::uint8_t>> payload = co_await heap.alloc_array<std::uint8_t>(length);
+    note_wait(tally, asked);
+    if (!payload) {
+      ++tally.failures;
+      continue;
+    }
+    for (std::uint8_t& b : *payload) b = static_cast<std::uint8_t>(seq);
+    asked = Clock::now();
+    Result<Box<Message>> m = co_await heap.alloc<Message>(id, static_cast<std::uint32_t>(seq), std::move(*payload));
+    note_wait(tally, asked);
+    if (!m) {
+      ++tally.failures;
+      continue;
+    }
+    channel.send(std::move(*m));
+    ++tally.sent;
+  }
+}
+
+// Asks for most of the arena, but gives up when its stop token is stopped.
+Task<void> impatient(Heap& heap, Tally& tally, std::stop_token token, std::atomic<int>& waiting) {
+  auto request = heap.alloc_array<std::uint8_t>(48 * 1024).with(token);
+  waiting.fetch_add(1);
+  Result<Array<std::uint8_t>> big = co_await std::move(request);
+  if (!big && big.error() == Error::Cancelled) {
+    ++tally.cancelled;
+  } else if (!big) {
+    ++tally.failures;
+  }
+}
 
 }  // namespace
 
 int main() {
-  constexpr int kProducers = 2;
-  constexpr int kConsumers = 2;
-  constexpr std::uint32_t kMessagesPerProducer = 50000;
-
   Result<Heap*> made = Heap::bootstrap(arena);
   if (!made) {
     std::printf("bootstrap failed: %s\n", to_string(made.error()));
@@ -81,80 +130,82 @@ int main() {
   }
   Heap& heap = *made.value();
 
-  // A request larger than the arena can ever hold fails at once.
-  const Error too_large = heap.try_alloc_array<std::uint8_t>(sizeof arena).error();
+  // Larger than the arena could ever hold: rejected at once, never waits.
+  Executor executor;
+  Error too_large = Error::NoMemory;
+  too_large = executor.block_on([](Heap& h) -> Task<Error> {
+    Result<Array<std::uint8_t>> r = co_await h.alloc_array<std::uint8_t>(sizeof arena);
+    co_return r ? Error::NoMemory : r.error();
+  }(heap));
 
   Channel channel;
-  std::vector<ProducerCounts> counts(kProducers);
-  const auto start = std::chrono::steady_clock::now();
-
+  std::stop_source impatience;
+  std::atomic<int> impatient_waiting{0};
+  std::atomic<std::uint64_t> checksum{0};
   std::vector<std::thread> consumers;
   for (int c = 0; c < kConsumers; ++c) {
     consumers.emplace_back([&] {
-      // Each drop frees the payload and the message from this thread.
+      std::uint64_t sum = 0;
       while (Box<Message> m = channel.receive()) {
-      }
-    });
-  }
-  std::vector<std::thread> producers;
-  for (int p = 0; p < kProducers; ++p) {
-    producers.emplace_back([&, p] {
-      std::mt19937 rng(static_cast<unsigned>(p + 1));
-      ProducerCounts& mine = counts[static_cast<std::size_t>(p)];
-      for (std::uint32_t seq = 0; seq < kMessagesPerProducer; ++seq) {
-        const std::size_t length = 16 + rng() % 2000;
-        for (;;) {
-          Result<Array<std::uint8_t>> payload = heap.try_alloc_array<std::uint8_t>(length);
-          if (payload) {
-            Result<Box<Message>> m =
-                heap.try_alloc<Message>(static_cast<std::uint32_t>(p), seq, std::move(*payload));
-            if (m) {
-              channel.send(std::move(*m));
-              ++mine.sent;
-              break;
-            }
-            (m.error() == Error::NoMemory ? mine.no_memory : mine.locked)++;
-          } else {
-            (payload.error() == Error::NoMemory ? mine.no_memory : mine.locked)++;
-          }
-          // Full or busy: give the consumers a turn (the async layer will wait instead).
-          std::this_thread::yield();
+        for (std::uint8_t b : m->payload) sum += b;
+        // Consumers are slower than producers (simulated processing), so the
+        // arena stays full and producers spend their time waiting for room.
+        const Clock::time_point busy_until = Clock::now() + std::chrono::microseconds(20);
+        while (Clock::now() < busy_until) {
         }
-      }
+        // The impatient waiters give up as soon as the consumers see them waiting.
+        if (impatient_waiting.load() == kImpatient) impatience.request_stop();
+      }  // each drop frees the payload and the message, from this thread
+      checksum.fetch_add(sum);
     });
   }
-  for (auto& t : producers) t.join();
-  channel.close();
-  for (auto& t : consumers) t.join();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  ProducerCounts total;
-  for (const ProducerCounts& c : counts) {
-    total.sent += c.sent;
-    total.no_memory += c.no_memory;
-    total.locked += c.locked;
+  std::vector<Tally> tallies(kProducers + kImpatient);
+  const Clock::time_point start = Clock::now();
+  for (int p = 0; p < kProducers; ++p) {
+    executor.spawn(producer(heap, channel, tallies[static_cast<std::size_t>(p)], static_cast<std::uint32_t>(p)));
+  }
+  for (int i = 0; i < kImpatient; ++i) {
+    executor.spawn(impatient(heap, tallies[static_cast<std::size_t>(kProducers + i)], impatience.get_token(),
+                             impatient_waiting));
+  }
+  executor.run();  // until every task has finished
+  channel.close();
+  for (std::thread& t : consumers) t.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+
+  Tally total;
+  for (const Tally& t : tallies) {
+    total.sent += t.sent;
+    total.failures += t.failures;
+    total.cancelled += t.cancelled;
+    total.longest_wait = std::max(total.longest_wait, t.longest_wait);
   }
   const Stats s = heap.stats();
   const CheckReport report = heap.check();
   const bool every_byte_back = s.allocated_bytes == 0 && s.free_bytes == s.capacity_bytes;
-  const bool ok = report.ok() && every_byte_back && too_large == Error::TooLarge;
+  const bool ok = report.ok() && every_byte_back && total.failures == 0 && too_large == Error::TooLarge &&
+                  total.sent == kProducers * kMessagesPerProducer;
+  const double longest_ms = std::chrono::duration<double, std::milli>(total.longest_wait).count();
 
-  std::printf("mnemos-alloc demo: %d producers, %d consumers, %zu-byte static arena\n", kProducers,
-              kConsumers, sizeof arena);
-  std::printf("+------------------------------+----------------+\n");
-  std::printf("| %-28s | %14zu |\n", "messages sent and freed", total.sent);
-  std::printf("| %-28s | %14zu |\n", "allocations", s.alloc_count);
-  std::printf("| %-28s | %14zu |\n", "frees", s.free_count);
-  std::printf("| %-28s | %14zu |\n", "  of which deferred", s.deferred_free_count);
-  std::printf("| %-28s | %14zu |\n", "retries: arena full", total.no_memory);
-  std::printf("| %-28s | %14zu |\n", "retries: lock busy", total.locked);
-  std::printf("| %-28s | %13.1f%% |\n", "peak use of the arena",
+  std::printf("mnemos-alloc demo: %d producer tasks on an executor, %d consumer threads, %zu-byte static arena\n",
+              kProducers, kConsumers, sizeof arena);
+  std::printf("+--------------------------------+----------------+\n");
+  std::printf("| %-30s | %14d |\n", "messages sent and freed", total.sent);
+  std::printf("| %-30s | %14zu |\n", "allocations", s.alloc_count);
+  std::printf("| %-30s | %14zu |\n", "waits (arena full or busy)", s.wait_count);
+  std::printf("| %-30s | %11.3f ms |\n", "longest wait", longest_ms);
+  std::printf("| %-30s | %14zu |\n", "deferred frees", s.deferred_free_count);
+  std::printf("| %-30s | %14zu |\n", "spurious wakes", s.spurious_wake_count);
+  std::printf("| %-30s | %13.1f%% |\n", "peak use of the arena",
               100.0 * static_cast<double>(s.peak_allocated_bytes) / static_cast<double>(s.capacity_bytes));
-  std::printf("| %-28s | %14s |\n", "larger-than-arena request", to_string(too_large));
-  std::printf("| %-28s | %14s |\n", "every byte back", every_byte_back ? "yes" : "NO");
-  std::printf("| %-28s | %14s |\n", "check()", report.ok() ? "ok" : to_string(report.failure));
-  std::printf("| %-28s | %13.2fs |\n", "wall time", seconds);
-  std::printf("+------------------------------+----------------+\n");
+  std::printf("| %-30s | %14s |\n", "larger-than-arena request", to_string(too_large));
+  std::printf("| %-30s | %10d / %d |\n", "impatient waiters cancelled", total.cancelled, kImpatient);
+  std::printf("| %-30s | %14d |\n", "failures", total.failures);
+  std::printf("| %-30s | %14s |\n", "every byte back", every_byte_back ? "yes" : "NO");
+  std::printf("| %-30s | %14s |\n", "check()", report.ok() ? "ok" : to_string(report.failure));
+  std::printf("| %-30s | %13.2fs |\n", "wall time", seconds);
+  std::printf("+--------------------------------+----------------+\n");
   std::printf("%s\n", ok ? "demo: OK" : "demo: FAILED");
   return ok ? 0 : 1;
 }

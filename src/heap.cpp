@@ -28,6 +28,8 @@ std::optional<Error> Heap::reject(Layout layout) const noexcept {
   if (!layout.valid()) return Error::InvalidLayout;
   const std::optional<detail::BlockRequest> request = detail::block_request(layout);
   if (!request || !backend_.fits_when_empty(request->size, request->align)) return Error::TooLarge;
+  // acquire: pairs with close()'s release store.
+  if (closed_.load(detail::mo_acquire)) return Error::Closed;
   return std::nullopt;
 }
 
@@ -42,18 +44,25 @@ Result<void*> Heap::try_alloc_raw(Layout layout) noexcept {
 Result<void*> Heap::alloc_locked(Layout layout) noexcept {
   // "Returned before the next allocation": a relaxed load when nothing is queued.
   drain_pending();
-  const detail::BlockRequest request = *detail::block_request(layout);  // reject() passed
-  const std::size_t size = block_size(request);
-  void* block = backend_.allocate(request.size, request.align);
-  if (block == nullptr) {
+  // Inhibit: older waiting requests come first (invariant 4); the release of
+  // this lock serves them.
+  void* payload = lock_.has_waiters() ? nullptr : carve(layout);
+  if (payload == nullptr) {
     alloc_no_memory_count_.add(1);
     return Error::NoMemory;
   }
+  return payload;
+}
+
+void* Heap::carve(Layout layout) noexcept {
+  const detail::BlockRequest request = *detail::block_request(layout);  // reject() passed
+  void* block = backend_.allocate(request.size, request.align);
+  if (block == nullptr) return nullptr;
   void* payload = detail::payload_of(block, layout.align);
   // The header word lies inside the block, before the payload (block_header.hpp).
   *detail::header_slot(payload) = this;
   alloc_count_.add(1);
-  allocated_bytes_.add(size);
+  allocated_bytes_.add(block_size(request));
   if (allocated_bytes_.get() > peak_allocated_bytes_.get()) peak_allocated_bytes_.set(allocated_bytes_.get());
   return payload;
 }
@@ -105,9 +114,103 @@ std::size_t Heap::drain(detail::DeferredNode* list) noexcept {
 std::size_t Heap::drain_pending() noexcept { return drain(lock_.take_all()); }
 
 std::size_t Heap::unlock() noexcept {
-  std::size_t n = 0;
-  while (detail::DeferredNode* list = lock_.unlock_or_take()) n += drain(list);
-  return n;
+  const std::size_t drained = release_lock();
+  run_wakes();
+  return drained;
+}
+
+// The release handshake. Every CAS here is on the lock word, so a push, a
+// WAITERS change or a SERVE request that lands after `w` was read makes
+// try_release fail, and the loop handles it before releasing:
+//   deferred head  -> drain it (the "no stranded frees" guarantee);
+//   SERVE          -> serve the waiters again (one left or arrived meanwhile);
+//   WAITERS        -> serve them once per reading of the word (frees may have
+//                     made room for the head).
+std::size_t Heap::release_lock() noexcept {
+  std::size_t drained = 0;
+  std::uintptr_t w = lock_.load();
+  for (;;) {
+    if (detail::HeapLock::head_of(w) != nullptr) {
+      drained += drain_pending();
+    } else if ((w & detail::HeapLock::kServe) != 0) {
+      lock_.clear_serve();
+      serve_waiters();
+    } else {
+      if ((w & detail::HeapLock::kWaiters) != 0) serve_waiters();
+      if (lock_.try_release(w)) return drained;
+      continue;  // try_release reloaded w
+    }
+    w = lock_.load();
+  }
+}
+
+void Heap::serve_waiters() noexcept {
+  // Never spins: this may be an interrupt handler's free. If the queue lock is
+  // busy, its holder finds the request when it releases and kicks the heap.
+  if (!waiters_.try_lock_or_request_service()) return;
+  do {
+    serve_head();
+  } while (!waiters_.release_unless_service_requested());
+}
+
+void Heap::serve_head() noexcept {
+  // FIFO: only the head may be served; if it does not fit, younger waiters wait
+  // behind it even when they would fit (invariant 4). The block is handed over
+  // before the wake, so a wake always finds its block (no spurious wakes).
+  while (detail::WaitNode* node = waiters_.front()) {
+    void* payload = carve(node->layout);
+    if (payload == nullptr) break;
+    node->block = payload;
+    complete_waiter(node, detail::WaitNode::Outcome::Ready);
+  }
+}
+
+void Heap::kick() noexcept {
+  if (lock_.lock_or_request_serve()) unlock();
+}
+
+void Heap::release_wait_queue() noexcept {
+  if (waiters_.release()) kick();
+  run_wakes();
+}
+
+void Heap::run_wakes() noexcept {
+  while (waiters_.wakes_pending()) {
+    // Whoever holds the queue lock now runs the wakes after releasing it.
+    if (!waiters_.try_lock()) return;
+    Waker waker;
+    detail::WaitNode* node = waiters_.pop_wake(waker);
+    const bool service_requested = waiters_.release();
+    if (service_requested && lock_.lock_or_request_serve()) release_lock();
+    if (node != nullptr) detail::WaitQueue::call(node, waker);
+  }
+}
+
+void Heap::enqueue_waiter(detail::WaitNode* node) noexcept {
+  if (waiters_.empty()) lock_.set_waiters(true);
+  waiters_.push_back(node);
+  waiter_count_.add(1);
+  wait_count_.add(1);
+}
+
+void Heap::dequeue_waiter(detail::WaitNode* node) noexcept {
+  waiters_.unlink(node);
+  waiter_count_.sub(1);
+  if (waiters_.empty()) lock_.set_waiters(false);
+}
+
+void Heap::complete_waiter(detail::WaitNode* node, detail::WaitNode::Outcome outcome) noexcept {
+  waiters_.complete(node, outcome);
+  waiter_count_.sub(1);
+  if (waiters_.empty()) lock_.set_waiters(false);
+}
+
+void Heap::close() noexcept {
+  waiters_.lock();
+  // release: pairs with the acquire loads in reject() and the subscription.
+  closed_.store(true, detail::mo_release);
+  while (detail::WaitNode* node = waiters_.front()) complete_waiter(node, detail::WaitNode::Outcome::Closed);
+  release_wait_queue();
 }
 
 std::size_t Heap::poll() noexcept {
@@ -127,6 +230,9 @@ Stats Heap::stats() const noexcept {
   s.deferred_free_count = deferred_free_count_.get();
   const std::ptrdiff_t pending = deferred_pending_.load(detail::mo_relaxed);
   s.deferred_pending = pending > 0 ? static_cast<std::size_t>(pending) : 0;
+  s.waiters = waiter_count_.get();
+  s.wait_count = wait_count_.get();
+  s.spurious_wake_count = spurious_wake_count_.get();
   return s;
 }
 
@@ -147,6 +253,7 @@ CheckReport Heap::check_locked() const noexcept {
 }
 
 Result<void*> Heap::Guard::try_alloc_raw(Layout layout) noexcept {
+  // Same checks and inhibit as Heap::try_alloc_raw, without the lock's atomics.
   if (std::optional<Error> error = heap_->reject(layout)) return *error;
   return heap_->alloc_locked(layout);
 }

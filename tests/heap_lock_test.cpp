@@ -17,6 +17,15 @@ namespace {
 struct alignas(DeferredNode) FakeBlock {
   std::byte bytes[sizeof(DeferredNode)];
 };
+// The holder's release step as the heap performs it: take pushed frees if any
+// (keeping the lock), else release; nullptr once released.
+DeferredNode* unlock_or_take(HeapLock& lock) {
+  std::uintptr_t w = lock.load();
+  for (;;) {
+    if (HeapLock::head_of(w) != nullptr) return lock.take_all();
+    if (lock.try_release(w)) return nullptr;
+  }
+}
 }  // namespace
 
 TEST(HeapLock, TryLockIsExclusiveAndUnlockReleases) {
@@ -25,7 +34,7 @@ TEST(HeapLock, TryLockIsExclusiveAndUnlockReleases) {
   ASSERT_TRUE(lock.try_lock());
   EXPECT_TRUE(lock.is_locked());
   EXPECT_FALSE(lock.try_lock());
-  EXPECT_EQ(lock.unlock_or_take(), nullptr);
+  EXPECT_EQ(unlock_or_take(lock), nullptr);
   EXPECT_FALSE(lock.is_locked());
   EXPECT_TRUE(lock.try_lock());
 }
@@ -36,7 +45,7 @@ TEST(HeapLock, FreeOnUnlockedHeapTakesTheLock) {
   EXPECT_EQ(lock.lock_or_push(&block, 16), Route::TookLock);
   EXPECT_TRUE(lock.is_locked());
   EXPECT_FALSE(lock.has_deferred());
-  EXPECT_EQ(lock.unlock_or_take(), nullptr);
+  EXPECT_EQ(unlock_or_take(lock), nullptr);
 }
 
 TEST(HeapLock, FreeOnLockedHeapPushesAndUnlockHandsTheListBack) {
@@ -50,7 +59,7 @@ TEST(HeapLock, FreeOnLockedHeapPushesAndUnlockHandsTheListBack) {
 
   // The unlock refuses to release over a non-empty queue: it detaches the list
   // (newest first) and keeps the lock.
-  DeferredNode* list = lock.unlock_or_take();
+  DeferredNode* list = unlock_or_take(lock);
   ASSERT_NE(list, nullptr);
   EXPECT_TRUE(lock.is_locked());
   EXPECT_FALSE(lock.has_deferred());
@@ -61,7 +70,7 @@ TEST(HeapLock, FreeOnLockedHeapPushesAndUnlockHandsTheListBack) {
   EXPECT_EQ(static_cast<void*>(list->next->next), static_cast<void*>(&a));
   EXPECT_EQ(list->next->next->next, nullptr);
 
-  EXPECT_EQ(lock.unlock_or_take(), nullptr);
+  EXPECT_EQ(unlock_or_take(lock), nullptr);
   EXPECT_FALSE(lock.is_locked());
 }
 
@@ -74,7 +83,7 @@ TEST(HeapLock, TakeAllWithoutPushesChangesNothing) {
   ASSERT_EQ(lock.lock_or_push(&a, 16), Route::Deferred);
   EXPECT_EQ(static_cast<void*>(lock.take_all()), static_cast<void*>(&a));
   EXPECT_TRUE(lock.is_locked());
-  EXPECT_EQ(lock.unlock_or_take(), nullptr);
+  EXPECT_EQ(unlock_or_take(lock), nullptr);
 }
 
 // Producers race the holder's unlock: every node is either taken by the holder
@@ -99,7 +108,7 @@ TEST(HeapLock, NoPushIsStrandedWhenProducersRaceTheUnlock) {
         FakeBlock* block = &blocks[static_cast<std::size_t>(t * kPerProducer + i)];
         if (lock.lock_or_push(block, 16) == Route::TookLock) {
           returned.fetch_add(1, std::memory_order_relaxed);
-          while (DeferredNode* list = lock.unlock_or_take()) drain(list);
+          while (DeferredNode* list = unlock_or_take(lock)) drain(list);
         }
       }
     });
@@ -107,11 +116,37 @@ TEST(HeapLock, NoPushIsStrandedWhenProducersRaceTheUnlock) {
   go.store(true);
   for (int i = 0; i < kPerProducer; ++i) {
     if (lock.try_lock()) {
-      while (DeferredNode* list = lock.unlock_or_take()) drain(list);
+      while (DeferredNode* list = unlock_or_take(lock)) drain(list);
     }
   }
   for (auto& p : producers) p.join();
   EXPECT_FALSE(lock.is_locked());
   EXPECT_FALSE(lock.has_deferred());
   EXPECT_EQ(returned.load(), kProducers * kPerProducer);
+}
+
+TEST(HeapLock, ReleaseFailsWhenTheWordChangedSinceItWasRead) {
+  HeapLock lock;
+  ASSERT_TRUE(lock.try_lock());
+  std::uintptr_t seen = lock.load();
+  lock.set_waiters(true);  // as a subscriber would, under the wait-queue lock
+  EXPECT_FALSE(lock.try_release(seen));
+  EXPECT_TRUE(lock.is_locked());
+  EXPECT_TRUE(lock.has_waiters());
+  EXPECT_TRUE(lock.try_release(seen));  // seen was refreshed
+  EXPECT_FALSE(lock.is_locked());
+  EXPECT_TRUE(lock.has_waiters());  // the flag outlives the lock
+}
+
+TEST(HeapLock, ServeRequestTakesAFreeLockOrFlagsTheHolder) {
+  HeapLock lock;
+  EXPECT_TRUE(lock.lock_or_request_serve());  // free: taken
+  EXPECT_TRUE(lock.is_locked());
+  std::uintptr_t seen = lock.load();
+  EXPECT_FALSE(lock.lock_or_request_serve());  // held: flagged for the holder
+  EXPECT_NE(lock.load() & HeapLock::kServe, 0u);
+  EXPECT_FALSE(lock.try_release(seen));  // the holder notices
+  lock.clear_serve();
+  seen = lock.load();
+  EXPECT_TRUE(lock.try_release(seen));
 }

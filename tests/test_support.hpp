@@ -3,9 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <coroutine>
 #include <cstddef>
+#include <cstdlib>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "mnemos/alloc.hpp"
 
@@ -52,6 +55,26 @@ inline void expect_pristine(Heap& heap) {
   EXPECT_EQ(heap_test_access::backend(heap).hole_count(), 1u);
   EXPECT_TRUE(heap.check().ok());
 }
+
+// Fills the heap with blocks of `layout` until it refuses; returns them in
+// allocation (address) order.
+inline std::vector<void*> fill(Heap& heap, Layout layout) {
+  std::vector<void*> blocks;
+  for (Result<void*> r = heap.try_alloc_raw(layout); r; r = heap.try_alloc_raw(layout)) blocks.push_back(*r);
+  return blocks;
+}
+
+// A minimal coroutine type that is not ours: eager, detached, no executor, so
+// an allocation future awaited in it is resumed inline by the waking free.
+struct Detached {
+  struct promise_type {
+    Detached get_return_object() { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() {}
+    void unhandled_exception() { std::abort(); }
+  };
+};
 
 }  // namespace test
 }  // namespace mnemos

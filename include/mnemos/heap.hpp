@@ -7,13 +7,16 @@
 #include <optional>
 #include <span>
 
+#include "mnemos/alloc_future.hpp"
 #include "mnemos/check.hpp"
+#include "mnemos/detail/alloc_wait.hpp"
 #include "mnemos/detail/atomic.hpp"
 #include "mnemos/detail/block_header.hpp"
 #include "mnemos/detail/deallocate.hpp"
 #include "mnemos/detail/first_fit.hpp"
 #include "mnemos/detail/heap_lock.hpp"
 #include "mnemos/detail/typed_alloc.hpp"
+#include "mnemos/detail/wait_queue.hpp"
 #include "mnemos/error.hpp"
 #include "mnemos/layout.hpp"
 #include "mnemos/result.hpp"
@@ -60,7 +63,8 @@ class Heap : public detail::TypedAllocators<Heap> {
 
   // One block of `layout`, uninitialised. Errors: InvalidLayout (size 0,
   // alignment not a power of two, size overflow), TooLarge (would not fit in the
-  // empty arena), Locked (lock held elsewhere), NoMemory (no room now).
+  // empty arena), Closed (after close()), Locked (lock held elsewhere), NoMemory
+  // (no room now, or older waiting allocations come first).
   // Cost: lock + unlock (two atomic RMWs) plus the backend (first fit: O(free blocks)).
   Result<void*> try_alloc_raw(Layout layout) noexcept;
   using detail::TypedAllocators<Heap>::try_alloc;
@@ -69,6 +73,41 @@ class Heap : public detail::TypedAllocators<Heap> {
   // same layout. From any thread or interrupt; never blocks: if the owning heap
   // is locked the block is queued and returned by the holder. Null is ignored.
   static void free_raw(void* payload, Layout layout) noexcept;
+
+  // --- waiting allocations (see AllocFuture) ---------------------------------
+  // Each returns a future that completes when the heap hands it a block: never
+  // NoMemory or Locked, but InvalidLayout, TooLarge (at the first poll), Closed
+  // or Cancelled. Requests are served in FIFO order; while any is waiting, new
+  // allocations (sync ones too, which then fail with NoMemory) wait behind it.
+  template <class T, class... Args>
+  auto alloc(Args&&... args) {
+    using Make = detail::MakeBox<T, std::decay_t<Args>...>;
+    return AllocFuture<Box<T>, Make>(this, Layout::of<T>(), Make{{std::forward<Args>(args)...}});
+  }
+  template <class T, class... Args>
+  auto alloc_arc(Args&&... args) {
+    using Make = detail::MakeArc<T, std::decay_t<Args>...>;
+    return AllocFuture<Arc<T>, Make>(this, Arc<T>::block_layout(), Make{{std::forward<Args>(args)...}});
+  }
+  template <class T>
+  auto alloc_array(std::size_t n) {
+    return AllocFuture<Array<T>, detail::MakeArray<T>>(this, detail::array_layout<T>(n), {n});
+  }
+  template <class T, class Make>
+  auto alloc_array_with(std::size_t n, Make make) {
+    using Maker = detail::MakeArrayWith<T, Make>;
+    return AllocFuture<Array<T>, Maker>(this, detail::array_layout<T>(n), Maker{n, std::move(make)});
+  }
+  template <class T>
+  auto alloc_fixed_vec(std::size_t capacity) {
+    return AllocFuture<FixedVec<T>, detail::MakeFixedVec<T>>(this, detail::array_layout<T>(capacity), {capacity});
+  }
+  auto alloc_raw(Layout layout) { return AllocFuture<void*, detail::MakeRaw>(this, layout, {}); }
+
+  // Completes every waiting future with Closed and makes every later
+  // allocation (waiting or not) fail with Closed; frees keep working. From a
+  // thread context (it takes the wait-queue lock). O(waiters).
+  void close() noexcept;
 
   // Returns deferred frees to the backend now, if the lock is free. Liveness
   // never depends on it (every unlock drains); it exists for callers that want
@@ -89,21 +128,47 @@ class Heap : public detail::TypedAllocators<Heap> {
   friend struct heap_test_access;
   friend class Guard;
   friend void detail::deallocate(void*, Layout) noexcept;
+  friend class detail::AllocWait;
 
   explicit Heap(Options options) noexcept : options_(options) {}
 
-  // Errors that neither waiting nor the lock can change; nullopt when valid.
+  // Errors that neither waiting nor the lock can change (InvalidLayout,
+  // TooLarge, Closed); nullopt when valid.
   std::optional<Error> reject(Layout layout) const noexcept;
-  // Lock held, layout accepted by reject().
+  // Lock held, layout accepted by reject(). NoMemory while waiters are queued.
   Result<void*> alloc_locked(Layout layout) noexcept;
+  // Lock held: a block for `layout` from the backend with its header written,
+  // or nullptr. No inhibit, no refusal count.
+  void* carve(Layout layout) noexcept;
   void free_locked(void* payload, Layout layout) noexcept;
   void free_any_context(void* payload, Layout layout) noexcept;
   // Lock held: hands a block back to the backend and counts it.
   void return_block(void* block, std::size_t block_size) noexcept;
   std::size_t drain(detail::DeferredNode* list) noexcept;
   std::size_t drain_pending() noexcept;
-  // Releases the lock over an empty deferred queue; returns blocks drained.
+  // Releases the lock over an empty deferred queue, serving waiters first, then
+  // calls the wakers of completed waiters; returns blocks drained.
   std::size_t unlock() noexcept;
+  // The release without the waker calls.
+  std::size_t release_lock() noexcept;
+
+  // --- the wait protocol (detail/wait_queue.hpp) -----------------------------
+  // Heap lock held: serve the waiters now, or leave the request to the holder
+  // of the wait-queue lock.
+  void serve_waiters() noexcept;
+  // Both locks held: hands blocks to the waiters from the head while they fit.
+  void serve_head() noexcept;
+  // Any context: serve now if the heap lock is free, else ask its holder to.
+  void kick() noexcept;
+  // Wait-queue lock held (heap lock not): releases it, honours a service
+  // request left meanwhile, then calls pending wakers.
+  void release_wait_queue() noexcept;
+  // No lock held: calls the wakers of completed waiters, one at a time.
+  void run_wakes() noexcept;
+  // Wait-queue lock held: queue membership, counters and the WAITERS bit.
+  void enqueue_waiter(detail::WaitNode* node) noexcept;
+  void dequeue_waiter(detail::WaitNode* node) noexcept;
+  void complete_waiter(detail::WaitNode* node, detail::WaitNode::Outcome outcome) noexcept;
   CheckReport check_locked() const noexcept;
   static std::size_t block_size(const detail::BlockRequest& request) noexcept {
     return detail::FirstFit::rounded_size(request.size);
@@ -112,6 +177,10 @@ class Heap : public detail::TypedAllocators<Heap> {
   detail::HeapLock lock_;
   Options options_;
   detail::FirstFit backend_;
+  detail::WaitQueue waiters_;
+  // Set once, under the wait-queue lock. release store / acquire loads: a
+  // context that sees it also sees that every waiter was completed.
+  detail::Atomic<bool> closed_{false};
 
   // Written only by the lock holder (no RMW), read anywhere by stats().
   detail::SingleWriterCounter<std::size_t> allocated_bytes_;
@@ -120,6 +189,10 @@ class Heap : public detail::TypedAllocators<Heap> {
   detail::SingleWriterCounter<std::size_t> alloc_no_memory_count_;
   detail::SingleWriterCounter<std::size_t> free_count_;
   detail::SingleWriterCounter<std::size_t> deferred_free_count_;
+  // Written only by the wait-queue lock holder.
+  detail::SingleWriterCounter<std::size_t> waiter_count_;
+  detail::SingleWriterCounter<std::size_t> wait_count_;
+  detail::SingleWriterCounter<std::size_t> spurious_wake_count_;
   // Incremented by producers after their push, decremented by the drainer, so it
   // can dip below zero for a moment; stats() clamps it.
   detail::Atomic<std::ptrdiff_t> deferred_pending_{0};
@@ -144,6 +217,7 @@ class Heap::Guard : public detail::TypedAllocators<Guard> {
   }
 
   // As Heap::try_alloc_raw, but never Locked. Returns deferred frees first.
+  // NoMemory while waiters are queued: they are served when the guard is released.
   Result<void*> try_alloc_raw(Layout layout) noexcept;
   using detail::TypedAllocators<Guard>::try_alloc;
 

@@ -1,8 +1,15 @@
 // The heap's try-lock, folded into one atomic word with the head of the
 // deferred-free queue.
 //
-//   word = [ head of deferred stack (DeferredNode*) | WAITERS | LOCKED ]
-//            upper bits: node address                 bit 1     bit 0
+//   word = [ head of deferred stack (DeferredNode*) | SERVE | WAITERS | LOCKED ]
+//            upper bits: node address                 bit 2   bit 1     bit 0
+//
+// WAITERS: the wait queue is not empty (set and cleared under the wait-queue
+// lock). A holder that sees it serves the waiters before releasing, and new
+// allocations wait behind them (the "inhibit" of the original design).
+// SERVE: someone changed the wait queue in a way that may let its head be
+// served (a waiter left, or subscribed) while the lock was held; the holder's
+// release CAS fails on it, so the holder serves again before releasing.
 //
 // Why one word. Every free must either take the lock and free at once or, if the
 // lock is held, leave the block where the holder will find it; the holder must
@@ -27,7 +34,8 @@
 // push retries at most once per nested interrupt that preempts it.
 //
 // Threads: try_lock and lock_or_push from any thread or interrupt handler;
-// the other operations only by the lock holder.
+// the other operations only by the lock holder (set_waiters: by the wait-queue
+// lock holder).
 #pragma once
 
 #include <cstdint>
@@ -41,9 +49,10 @@ namespace mnemos::detail {
 class HeapLock {
  public:
   static constexpr std::uintptr_t kLocked = 1;
-  static constexpr std::uintptr_t kWaiters = 2;  // reserved for the async layer
+  static constexpr std::uintptr_t kWaiters = 2;
+  static constexpr std::uintptr_t kServe = 4;
   static constexpr std::uintptr_t kFlags = alignof(DeferredNode) - 1;
-  static_assert(kFlags >= (kLocked | kWaiters), "node alignment must leave two flag bits");
+  static_assert(kFlags >= (kLocked | kWaiters | kServe), "node alignment must leave three flag bits");
 
   // Takes the lock if it is free. Never blocks and never waits for a holder: it
   // retries only while the word shows the lock free but changed under the CAS.
@@ -78,7 +87,7 @@ class HeapLock {
       // It is rewritten on every retry since `next` must match the head we CAS.
       auto* node = ::new (block) DeferredNode{head_of(w), block_size};
       const std::uintptr_t pushed = reinterpret_cast<std::uintptr_t>(node) | (w & kFlags);
-      // release: pairs with the acquire of take_all/unlock_or_take, so the holder
+      // release: pairs with the acquire of take_all, so the holder
       // that drains sees the node's fields and every write the user made to the
       // block before freeing it (the block may be reused at once).
       if (word_.compare_exchange_weak(w, pushed, mo_release, mo_relaxed)) {
@@ -99,19 +108,45 @@ class HeapLock {
     return nullptr;
   }
 
-  // Holder only. If nothing is queued, releases the lock and returns nullptr.
-  // Otherwise keeps the lock and returns the detached list: the caller drains it
-  // and calls again, so the lock is released only over an empty queue.
-  DeferredNode* unlock_or_take() noexcept {
+  // Holder only: the word as it is now (relaxed: the holder then acts on it with
+  // a CAS, which fails if it changed).
+  std::uintptr_t load() const noexcept { return word_.load(mo_relaxed); }
+
+  // Holder only. Releases the lock if the word still equals `seen` (which must
+  // have an empty deferred head and no SERVE request); otherwise stores the
+  // current word in `seen` and returns false: a free was pushed, or the waiters
+  // changed, and the caller handles that before trying again.
+  bool try_release(std::uintptr_t& seen) noexcept {
+    // release: pairs with the next try_lock/lock_or_push acquire, publishing
+    // everything this holder did to the backend and the counters.
+    return word_.compare_exchange_strong(seen, seen & ~kLocked, mo_release, mo_relaxed);
+  }
+
+  // Holder only: clears a SERVE request (the caller is about to serve).
+  void clear_serve() noexcept { word_.fetch_and(~kServe, mo_relaxed); }
+
+  // Any context: takes the lock (true), or, if it is held, asks the holder to
+  // serve the waiters before it releases (false). Never waits.
+  bool lock_or_request_serve() noexcept {
     std::uintptr_t w = word_.load(mo_relaxed);
     for (;;) {
-      if (head_of(w) == nullptr) {
-        // release: pairs with the next try_lock/lock_or_push acquire. Fails if a
-        // push landed since the load; then we take that push below.
-        if (word_.compare_exchange_weak(w, w & ~kLocked, mo_release, mo_relaxed)) return nullptr;
-      } else if (word_.compare_exchange_weak(w, w & kFlags, mo_acquire, mo_relaxed)) {
-        return head_of(w);  // acquire as in take_all
-      }
+      const std::uintptr_t want = (w & kLocked) == 0 ? (w | kLocked) : (w | kServe);
+      // acquire when taking the lock, as try_lock. For the request, relaxed is
+      // enough: the holder's release CAS reads the word (an RMW reads the latest
+      // value) and fails on the change.
+      if (word_.compare_exchange_weak(w, want, mo_acquire, mo_relaxed)) return (w & kLocked) == 0;
+    }
+  }
+
+  // Wait-queue lock holder only: mirrors "the wait queue is not empty". Relaxed:
+  // the flag's readers act on it through CASes on this word (the release of the
+  // heap lock, the free path) or only as a hint (the inhibit check, which rereads
+  // it under the heap lock).
+  void set_waiters(bool present) noexcept {
+    if (present) {
+      word_.fetch_or(kWaiters, mo_relaxed);
+    } else {
+      word_.fetch_and(~kWaiters, mo_relaxed);
     }
   }
 
@@ -119,14 +154,15 @@ class HeapLock {
   // no decision that must be exact is taken on them.
   bool is_locked() const noexcept { return (word_.load(mo_relaxed) & kLocked) != 0; }
   bool has_deferred() const noexcept { return head_of(word_.load(mo_relaxed)) != nullptr; }
+  bool has_waiters() const noexcept { return (word_.load(mo_relaxed) & kWaiters) != 0; }
 
- private:
   static DeferredNode* head_of(std::uintptr_t w) noexcept {
     // The upper bits are a DeferredNode address stored by lock_or_push (or 0):
     // converting back the value we converted from is the universal mapping.
     return reinterpret_cast<DeferredNode*>(w & ~kFlags);
   }
 
+ private:
   Atomic<std::uintptr_t> word_{0};
 };
 

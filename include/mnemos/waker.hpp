@@ -1,0 +1,27 @@
+// Waker: how a pending operation says "poll me again".
+#pragma once
+
+#include <type_traits>
+
+namespace mnemos {
+
+// A trivially copyable {function, context} pair: no allocation, no ownership, so
+// it can be copied out of a wait node under a lock and called after the lock is
+// released. The allocator never calls a waker while holding any internal lock.
+// A waker may be called from any thread or interrupt handler (the one whose free
+// made room), so `fn` must be safe there: typically it resumes a coroutine,
+// pushes a task onto a run queue, or sets a flag.
+struct Waker {
+  void (*fn)(void* context) = nullptr;
+  void* context = nullptr;
+
+  void wake() const {
+    if (fn != nullptr) fn(context);
+  }
+  explicit operator bool() const noexcept { return fn != nullptr; }
+  friend bool operator==(const Waker&, const Waker&) = default;
+};
+
+static_assert(std::is_trivially_copyable_v<Waker>);
+
+}  // namespace mnemos
