@@ -69,3 +69,15 @@ TEST(Error, NamesEveryValue) {
   EXPECT_EQ(std::string_view(to_string(Error::Closed)), "Closed");
   EXPECT_EQ(std::string_view(to_string(Error::Cancelled)), "Cancelled");
 }
+
+TEST(CheckReport, NamesEveryFailureAndOkMeansNone) {
+  EXPECT_TRUE(CheckReport{}.ok());
+  EXPECT_FALSE((CheckReport{CheckFailure::Busy, nullptr}.ok()));
+  const CheckFailure all[] = {CheckFailure::None,           CheckFailure::Busy,           CheckFailure::HoleUnordered,
+                              CheckFailure::HoleOverlap,    CheckFailure::HoleAdjacent,   CheckFailure::HoleOutOfBounds,
+                              CheckFailure::HoleBadSize,    CheckFailure::HoleMisaligned, CheckFailure::FreeBytesMismatch,
+                              CheckFailure::StatsMismatch};
+  const char* names[] = {"None",        "Busy",        "HoleUnordered",  "HoleOverlap",       "HoleAdjacent",
+                         "HoleOutOfBounds", "HoleBadSize", "HoleMisaligned", "FreeBytesMismatch", "StatsMismatch"};
+  for (std::size_t i = 0; i < std::size(all); ++i) EXPECT_EQ(std::string_view(to_string(all[i])), names[i]);
+}
