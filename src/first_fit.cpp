@@ -41,7 +41,7 @@ bool FirstFit::init(std::byte* start, std::size_t size) noexcept {
   end_ = begin_ + usable;
   // Sound: begin_ is granule-aligned (= alignof(Hole)), usable >= kMinBlock =
   // sizeof(Hole), and the bytes are the caller's arena, handed over to us.
-  head_.next = ::new (static_cast<void*>(begin_)) Hole{usable, nullptr};
+  head_.next = store(begin_, Hole{usable, nullptr});
   free_ = usable;
   return true;
 }
@@ -74,28 +74,39 @@ void* FirstFit::allocate(std::size_t size, std::size_t align) noexcept {
   const std::size_t n = rounded_size(size);
   const std::size_t a = effective_align(align);
   // O(number of holes): first fit walks the list until a hole fits (R4).
-  for (Hole* prev = &head_; prev->next != nullptr; prev = prev->next) {
-    Hole* const cur = prev->next;
+  // `prev_node` and `cur_node` are copies of the nodes (load()); changes go
+  // through store() and modify().
+  Hole* prev = &head_;
+  Hole prev_node = head_;
+  while (prev_node.next != nullptr) {
+    Hole* const cur = prev_node.next;
+    // Copied before anything is written: with no front padding the block
+    // starts on cur's node, and the caller may overwrite it.
+    const Hole cur_node = load(cur);
     Carve c{};
-    if (!carve(addr(cur), cur->size, n, a, c)) continue;
-    // Read before anything is written: with no front padding the block starts
-    // on cur's node, and the caller may overwrite it.
-    Hole* const after = cur->next;
+    if (!carve(addr(cur), cur_node.size, n, a, c)) {
+      prev = cur;
+      prev_node = cur_node;
+      continue;
+    }
     // The hole is split (either padding may be absent):
     //   before: [ prev ] .. [               cur                ] .. [ after ]
     //   after:  [ prev ] .. [ front ][ block (n) ][ back padding ] .. [ after ]
-    Hole* rest = after;
+    Hole* rest = cur_node.next;  // `after`
     if (c.back_padding != 0) {
       // Sound: block + n is granule-aligned (block is aligned to a >= kGranule
       // and n is a multiple of kGranule), back_padding >= kMinBlock, and
       // [block + n, block + n + back_padding) is the tail of cur, in the arena.
-      rest = ::new (static_cast<void*>(at(c.block + n))) Hole{c.back_padding, after};
+      rest = store(at(c.block + n), Hole{c.back_padding, cur_node.next});
     }
     if (c.front_padding != 0) {
-      cur->size = c.front_padding;  // cur shrinks to its front padding and stays linked
-      cur->next = rest;
+      // cur shrinks to its front padding and stays linked
+      modify(cur, [&](Hole& h) {
+        h.size = c.front_padding;
+        h.next = rest;
+      });
     } else {
-      prev->next = rest;  // cur is consumed from its start: unlink it
+      modify(prev, [&](Hole& h) { h.next = rest; });  // cur is consumed from its start: unlink it
     }
     free_ -= n;
     return at(c.block);
@@ -108,10 +119,15 @@ void FirstFit::deallocate(void* p, std::size_t size) noexcept {
   const std::size_t n = rounded_size(size);
   const std::uintptr_t start = addr(p);
   // O(number of holes): find the last hole below p (or the sentinel).
+  // `prev_node` is a copy of prev's node (load()).
   Hole* prev = &head_;
-  while (prev->next != nullptr && addr(prev->next) < start) prev = prev->next;
-  Hole* const next = prev->next;
-  const bool merge_prev = prev != &head_ && addr(prev) + prev->size == start;
+  Hole prev_node = head_;
+  while (prev_node.next != nullptr && addr(prev_node.next) < start) {
+    prev = prev_node.next;
+    prev_node = load(prev);
+  }
+  Hole* const next = prev_node.next;
+  const bool merge_prev = prev != &head_ && addr(prev) + prev_node.size == start;
   const bool merge_next = next != nullptr && start + n == addr(next);
   free_ += n;
 
@@ -119,24 +135,30 @@ void FirstFit::deallocate(void* p, std::size_t size) noexcept {
     // The block fills the gap exactly; three holes become one:
     //   before: [ prev ][ freed ][ next ]
     //   after:  [ prev                  ]
-    prev->size += n + next->size;
-    prev->next = next->next;
+    const Hole next_node = load(next);
+    modify(prev, [&](Hole& h) {
+      h.size += n + next_node.size;
+      h.next = next_node.next;
+    });
   } else if (merge_prev) {
     //   before: [ prev ][ freed ] used .. [ next ]
     //   after:  [ prev          ] used .. [ next ]
-    prev->size += n;
+    modify(prev, [&](Hole& h) { h.size += n; });
   } else if (merge_next) {
     //   before: [ prev ] .. used [ freed ][ next ]
     //   after:  [ prev ] .. used [ freed        ]
     // Sound: p came from allocate(), so it is granule-aligned inside the arena,
     // and the merged span n + next->size >= kMinBlock. next's node is absorbed.
-    prev->next = ::new (p) Hole{n + next->size, next->next};
+    const Hole next_node = load(next);
+    Hole* const merged = store(p, Hole{n + next_node.size, next_node.next});
+    modify(prev, [&](Hole& h) { h.next = merged; });
   } else {
     //   before: [ prev ] .. used [ freed ] used .. [ next ]
     //   after:  [ prev ] .. used [ hole  ] used .. [ next ]
     // Sound: p is granule-aligned inside the arena (from allocate()) and
     // n >= kMinBlock = sizeof(Hole) (R1).
-    prev->next = ::new (p) Hole{n, next};
+    Hole* const hole = store(p, Hole{n, next});
+    modify(prev, [&](Hole& h) { h.next = hole; });
   }
 }
 
@@ -151,7 +173,7 @@ bool FirstFit::fits_when_empty(std::size_t size, std::size_t align) const noexce
 
 std::size_t FirstFit::hole_count() const noexcept {
   std::size_t count = 0;
-  for (const Hole* h = head_.next; h != nullptr; h = h->next) ++count;
+  for (const Hole* h = head_.next; h != nullptr; h = load(h).next) ++count;
   return count;
 }
 
@@ -165,7 +187,7 @@ CheckReport FirstFit::check() const noexcept {
   // Each node is validated (ascending, in bounds, aligned) before it is read,
   // so the walk only reads arena memory and, being strictly ascending inside a
   // bounded range, terminates even on a corrupted list.
-  for (const Hole* h = head_.next; h != nullptr; h = h->next) {
+  for (const Hole* h = head_.next; h != nullptr;) {
     const std::uintptr_t a = addr(h);
     if (have_prev) {
       if (a <= prev_start) return {CheckFailure::HoleUnordered, h};
@@ -174,13 +196,15 @@ CheckReport FirstFit::check() const noexcept {
     }
     if (a < lo || a >= hi || hi - a < kMinBlock) return {CheckFailure::HoleOutOfBounds, h};
     if ((a & (kGranule - 1)) != 0) return {CheckFailure::HoleMisaligned, h};
-    const std::size_t size = h->size;
+    const Hole node = load(h);  // only now: h is validated
+    const std::size_t size = node.size;
     if (size < kMinBlock || size % kGranule != 0) return {CheckFailure::HoleBadSize, h};
     if (size > hi - a) return {CheckFailure::HoleOutOfBounds, h};
     sum += size;
     prev_start = a;
     prev_end = a + size;
     have_prev = true;
+    h = node.next;
   }
   if (sum != free_) return {CheckFailure::FreeBytesMismatch, this};
   return {};

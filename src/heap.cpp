@@ -1,14 +1,40 @@
 // The non-template core of Heap: bootstrap, the allocation and free paths, the
 // drain of deferred frees, stats and check.
+//
+// Under AddressSanitizer (detail/asan.hpp) the heap keeps the arena poisoned
+// except for what a user may touch, so ASan reports a use-after-free, or an
+// overflow into a neighbour, a header or free space, even though the arena is
+// one object to it:
+//   never allocated, free (in the backend)  poisoned, the backend's nodes too
+//                                           (opened only inside its calls)
+//   live block   alignment padding          poisoned
+//                header word                poisoned (opened only for the
+//                                           heap's own read or write)
+//                payload (layout.size)      addressable; the rounding tail is
+//                                           poisoned as far as the 8-byte
+//                                           granule allows
+//   deferred     first 16 bytes             addressable: the DeferredNode the
+//   block                                   lock word links, until drained
+//                the rest                   poisoned
+// Transitions: bootstrap poisons the arena; carve() unpoisons a payload (every
+// allocation, waiters' hand-overs included, goes through it); a free from any
+// context poisons the block but its first 16 bytes before it may be deferred;
+// return_block() poisons the whole block. Without ASan all of it compiles to
+// nothing.
 #include "mnemos/heap.hpp"
 
 #include <new>
+
+#include "mnemos/detail/asan.hpp"
 
 namespace mnemos {
 
 Result<Heap*> Heap::bootstrap(std::span<std::byte> region, Options options) noexcept {
   if (detail::addr(region.data()) % alignof(Heap) != 0) return Error::RegionMisaligned;
   if (region.size() < sizeof(Heap)) return Error::RegionTooSmall;
+  // The region is handed over whole: it may still carry the poisoning of a heap
+  // bootstrapped in it before (ASan only; a no-op otherwise).
+  detail::asan_unpoison(region.data(), region.size());
   // Placement of the heap state at the region's start: aligned (checked above),
   // large enough (checked above), and the region is the caller's raw storage.
   Heap* heap = ::new (static_cast<void*>(region.data())) Heap(options);
@@ -16,6 +42,13 @@ Result<Heap*> Heap::bootstrap(std::span<std::byte> region, Options options) noex
     heap->~Heap();
     return Error::RegionTooSmall;
   }
+  // The backend's blocks are all never-allocated now: poisoned, its first node
+  // included. Only that range: the Heap object (the backend's head_ sentinel
+  // included) is never poisoned, nor is metadata a backend keeps in the region
+  // outside its blocks; the few bytes init() aligned away at the end (less
+  // than a granule) are left alone.
+  detail::asan_poison(heap->backend_.arena_begin(),
+                      static_cast<std::size_t>(heap->backend_.arena_end() - heap->backend_.arena_begin()));
   return heap;
 }
 
@@ -59,8 +92,13 @@ void* Heap::carve(Layout layout) noexcept {
   void* block = backend_.allocate(request.size, request.align);
   if (block == nullptr) return nullptr;
   void* payload = detail::payload_of(block, layout.align);
+  // ASan: the block comes out of the backend poisoned; only the payload becomes
+  // addressable (padding and the header word stay poisoned). Every allocation,
+  // the waiters' hand-overs in serve_head() included, passes here.
+  detail::asan_unpoison(payload, layout.size);
   // The header word lies inside the block, before the payload (block_header.hpp).
-  *detail::header_slot(payload) = this;
+  // asan_store: a plain store, opening the poisoned word just for it under ASan.
+  detail::asan_store<Heap*>(detail::header_slot(payload), this);
   alloc_count_.add(1);
   allocated_bytes_.add(block_size(request));
   if (allocated_bytes_.get() > peak_allocated_bytes_.get()) peak_allocated_bytes_.set(allocated_bytes_.get());
@@ -68,6 +106,9 @@ void* Heap::carve(Layout layout) noexcept {
 }
 
 void Heap::return_block(void* block, std::size_t size) noexcept {
+  // ASan: the whole block becomes free bytes (payload, header, padding, or the
+  // DeferredNode of a drained free); the backend opens its node just to write it.
+  detail::asan_poison(block, size);
   backend_.deallocate(block, size);
   allocated_bytes_.sub(size);
   free_count_.add(1);
@@ -84,6 +125,16 @@ void Heap::free_any_context(void* payload, Layout layout) noexcept {
   const detail::BlockRequest request = *detail::block_request(layout);
   void* block = detail::block_start(payload, layout.align);
   const std::size_t size = block_size(request);
+  // ASan: the block is freed, so it is poisoned now (a use-after-free while it
+  // waits in the deferred queue is reported too), except its first 16 bytes:
+  // lock_or_push may write a DeferredNode there (over the header word and the
+  // payload's first word, or the alignment padding) and the drain reads it
+  // back. They stay addressable until return_block() poisons the whole block.
+  // This thread owns the block, so no other thread writes the shadow of these
+  // granules meanwhile; the push's release (and the drain's acquire) order
+  // these shadow writes before the drainer's.
+  detail::asan_poison(block, size);
+  detail::asan_unpoison(block, sizeof(detail::DeferredNode));
   switch (lock_.lock_or_push(block, size)) {
     case detail::HeapLock::FreeRoute::TookLock:
       return_block(block, size);
@@ -262,7 +313,7 @@ void Heap::Guard::free_raw(void* payload, Layout layout) noexcept {
   // An impossible layout cannot name a block: ignoring it loses nothing that was
   // ever allocated (the fault report comes with hardening).
   if (payload == nullptr || !layout.valid()) return;
-  if (*detail::header_slot(payload) != heap_) {
+  if (detail::asan_load(detail::header_slot(payload)) != heap_) {
     Heap::free_raw(payload, layout);
     return;
   }
@@ -272,7 +323,9 @@ void Heap::Guard::free_raw(void* payload, Layout layout) noexcept {
 namespace detail {
 void deallocate(void* payload, Layout layout) noexcept {
   if (payload == nullptr || !layout.valid()) return;  // as in Guard::free_raw
-  (*header_slot(payload))->free_any_context(payload, layout);
+  // asan_load: a plain load; under ASan it opens the poisoned header word for
+  // the read and poisons it again.
+  asan_load(header_slot(payload))->free_any_context(payload, layout);
 }
 }  // namespace detail
 

@@ -46,6 +46,17 @@
 //   - check() verifies every invariant above and never crashes on a corrupted
 //     list of reasonable shape (it validates a node before reading it).
 //
+// Sanitizers: under ASan (detail/asan.hpp) every node is read and written
+// through load(), store() and modify(), which unpoison the node's bytes only
+// for that access and restore their poisoning after. So when the owner of the
+// arena keeps the free bytes poisoned (the heap does: it poisons the arena at
+// bootstrap and every block it returns, and unpoisons what it carves), all of
+// them, nodes included, stay poisoned between calls, and a user's access to a
+// free byte is reported. A backend over memory nobody poisoned (the unit
+// tests) is left alone. allocate() returns the block's bytes as they were
+// (poisoned, in the heap); the caller unpoisons what it hands out. Without ASan
+// they are plain loads and stores.
+//
 // Threads: none of the functions synchronise. The caller (the heap, under its
 // try-lock) serialises every call; const queries may run concurrently with
 // each other but not with a mutating call. No function allocates, throws or
@@ -57,6 +68,7 @@
 
 #include "mnemos/check.hpp"
 #include "mnemos/detail/align.hpp"
+#include "mnemos/detail/asan.hpp"
 
 namespace mnemos::detail {
 
@@ -127,10 +139,10 @@ class FirstFit {
   // order. f must not allocate or free on this backend. O(number of holes).
   template <class F>
   void for_each_hole(F&& f) const {
-    for (Hole* h = head_.next; h != nullptr; h = h->next) {
+    for (Hole* h = head_.next; h != nullptr; h = load(h).next) {
       // Sound: h points into the caller's std::byte arena (init); viewing a
       // hole as its first byte yields the address the arena already had.
-      f(reinterpret_cast<std::byte*>(h), h->size);
+      f(reinterpret_cast<std::byte*>(h), load(h).size);
     }
   }
 
@@ -156,6 +168,17 @@ class FirstFit {
   // for any size and power-of-two align.
   static bool carve(std::uintptr_t hole, std::size_t hole_size, std::size_t size,
                     std::size_t align, Carve& out) noexcept;
+  // Every access to a node goes through these three (see "Sanitizers" above).
+  // load: a copy of the node at h. store: places `node` at p (granule-aligned,
+  // at least kMinBlock bytes the backend owns) and returns it. modify: runs
+  // f(Hole&) on the node at h, to update fields in place. Without ASan: `*h`,
+  // `::new (p) Hole(node)` and `f(*h)`.
+  static Hole load(const Hole* h) noexcept { return asan_load(h); }
+  static Hole* store(void* p, const Hole& node) noexcept { return asan_store(p, node); }
+  template <class F>
+  static void modify(Hole* h, F&& f) noexcept {
+    asan_modify(h, static_cast<F&&>(f));
+  }
   // The pointer into the arena at address a (begin_ <= a <= end_).
   std::byte* at(std::uintptr_t a) const noexcept;
   void reset() noexcept;
