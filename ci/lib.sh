@@ -27,7 +27,7 @@ ensure_packages() {
 
 # The toolchain every gate needs.
 ensure_base_toolchain() {
-  ensure_packages cmake ninja-build g++ clang libgtest-dev
+  ensure_packages cmake ninja-build g++ clang libgtest-dev librapidcheck-dev
 }
 
 # Configures and builds one CMake preset, quietly unless it fails.
