@@ -93,6 +93,7 @@ class WaitQueue {
   // Thread contexts only: spins while another context holds the lock.
   void lock() noexcept {
     while (!try_lock()) {
+      MNEMOS_SPIN_WAIT();
     }
   }
 
@@ -244,6 +245,7 @@ class WaitQueue {
   static void wait_for_call(WaitNode* node) noexcept {
     // acquire: pairs with call()'s release store of true.
     while (!node->call_done.load(mo_acquire)) {
+      MNEMOS_SPIN_WAIT();
     }
   }
 
@@ -291,7 +293,13 @@ class WaitQueue {
   List to_wake_;
   std::size_t waiting_count_ = 0;
 
+#if MNEMOS_USE_RELACY
+  // Relacy runs simulated threads as fibers of one OS thread: one slot each.
+  friend struct wait_queue_relacy_access;
+  static inline SimulatedThreadLocal<WakeFrame*> current_frame_{};
+#else
   static inline MNEMOS_THREAD_LOCAL WakeFrame* current_frame_ = nullptr;
+#endif
 };
 
 }  // namespace mnemos::detail
