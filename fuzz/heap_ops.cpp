@@ -52,7 +52,8 @@ namespace mnemos {
 // White-box access for the checks below (the heap's friend; this definition is
 // private to this executable).
 struct heap_test_access {
-  static const detail::FirstFit& backend(const Heap& heap) { return heap.backend_; }
+  // The heaps here are first fit (the model replicates it exactly).
+  static const detail::FirstFit& backend(const Heap& heap) { return *heap.backend_.first_fit(); }
   static const detail::HeapLock& lock(const Heap& heap) { return heap.lock_; }
   static detail::WaitQueue& waiters(Heap& heap) { return heap.waiters_; }
 };
@@ -989,8 +990,11 @@ class Harness {
     FUZZ_CHECK_MSG(p >= addr(backend.arena_begin()) && p + l.size <= addr(backend.arena_end()),
                    "a live block lies outside the arena");
     FUZZ_CHECK_MSG(o.intact(), "a live block's contents changed");
-    // The header word names the heap (read through the ASan-aware load).
-    FUZZ_CHECK_MSG(detail::asan_load(detail::header_slot(reinterpret_cast<void*>(p))) == heap,
+    // The header word names the heap, encoded for this block (read through the
+    // ASan-aware load; detail/hardening.hpp).
+    void* const payload = reinterpret_cast<void*>(p);
+    FUZZ_CHECK_MSG(detail::asan_load(detail::header_slot(payload)) ==
+                       detail::live_header(heap, payload, detail::header_size_class(*detail::block_request(l)), l.align),
                    "a live block's header does not name its heap");
 #if MNEMOS_ASAN
     FUZZ_CHECK_MSG(__asan_region_is_poisoned(reinterpret_cast<void*>(p), l.size) == nullptr,

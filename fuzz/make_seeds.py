@@ -114,6 +114,37 @@ FF = {
     "reinit": ff_header(0, 200) + [ALLOC, 24, a(3), 1, REINIT, 0, 9] + u16(0x4000 | 100) + [ALLOC, 8, a(4), 2],
 }
 
+# --- tlsf: first_fit's encoding; header size classes by the top two bits:
+# 0 small (&255, init may refuse), 1 160+(&511), 2/3 (&16383). Size byte
+# 0x88..0x8F: relative to the largest free block (-0,-1,-8,-9,-16,-64,-255,+8).
+def tlsf_header(offset, size):
+    return [offset] + u16(0x8000 | size)
+
+
+def near(k):
+    return 0x88 | k
+
+
+TLSF = {
+    "fill_and_free": tlsf_header(0, 1024) + sum(([ALLOC, size_gran(40), a(3), i] for i in range(16)), [])
+    + sum(([RELEASE_FF, 0] for _ in range(16)), []),
+    "aligned_front_padding": tlsf_header(8, 2048) + [ALLOC, size_small(24), a(6), 1, ALLOC, size_small(8), a(8), 2,
+                                                     ALLOC, size_gran(64), a(10), 3, RELEASE_FF, 1, ALLOC, 1, a(7), 4],
+    "misaligned_start": tlsf_header(5, 600) + [ALLOC, size_small(1), a(0), 1, ALLOC, size_small(17), a(4), 2,
+                                               RELEASE_FF, 0, ALLOC, size_small(16), a(5), 3],
+    "fragments_merge": tlsf_header(0, 1024) + [ALLOC, size_small(24), a(3), 1, ALLOC, size_small(16), a(4), 2,
+                                               ALLOC, size_small(24), a(5), 3, RELEASE_FF, 1, RELEASE_FF, 0,
+                                               RELEASE_FF, 0],
+    "exact_largest": tlsf_header(0, 4000) + [ALLOC, size_gran(200), a(3), 1, ALLOC, near(0), a(3), 2,
+                                             RELEASE_FF, 0, ALLOC, near(7), a(3), 3, ALLOC, near(2), a(6), 4],
+    "hostile_layouts": tlsf_header(0, 512) + [ALLOC, 0x80 | 5, a(3), 1, ALLOC, 0, a(12), 2, ALLOC, 16, a(11), 3,
+                                              FITS, 0x80 | 5, a(15), FITS, size_gran(248), a(9), ALLOC, 16, a(14), 4],
+    "small_region_refused": [3] + u16(100) + [ALLOC, 1, a(0), 1],
+    "many_holes": tlsf_header(0, 8000) + sum(([ALLOC, size_small(24), a(3), i] for i in range(40)), [])
+    + sum(([RELEASE_FF, i] for i in range(20)), []) + [ALLOC, size_gran(60), a(8), 9, ALLOC, near(1), a(3), 8],
+    "reinit": tlsf_header(0, 400) + [ALLOC, 24, a(3), 1, REINIT, 0, 9] + u16(0x4000 | 300) + [ALLOC, 8, a(4), 2],
+}
+
 # --- heap_ops: header byte (arena size index low 3 bits: 96,160,256,400,640,
 # 1024,2048,4096; start offset bits 3-5; bit 6: also try the refused
 # bootstraps), then steps (see heap_ops.cpp Harness::step).
@@ -171,7 +202,37 @@ HEAP = {
     "burst": [0x02, FILL, 12, 1, BURST, 3, 1, FLAG, POLL_INLINE, POLL_FREE, POLL_DESTROY, FREE_ODD, 0, POLL],
 }
 
-CORPORA = {"mpsc_queue": MPSC, "wait_queue": WAIT, "first_fit": FF, "heap_ops": HEAP}
+# --- misuse: header byte (bit 0 TLSF, bits 1-2 arena size), then steps (see
+# misuse.cpp): 0 alloc [size, align index], 1 free [i], 2 guard free [i],
+# 3 guard toggle, 4 poll, 5 misuse [kind, index, arg]; kinds 0 double free,
+# 1 interior, 2 global, 3 header byte flip, 4 misaligned, 5 bad layout,
+# 6 other size class.
+def m_alloc(size, align_index=3):
+    return [0, size, align_index]
+
+
+def m_misuse(kind, index=0, arg=0):
+    return [5, kind, index, arg]
+
+
+MISUSE = {
+    "double_free": [0x06] + m_alloc(24) + m_alloc(24) + m_alloc(24) + [1, 1] + m_misuse(0),
+    "double_free_tlsf": [0x07] + m_alloc(24) + m_alloc(24) + [1, 0] + m_misuse(0),
+    "double_free_aligned": [0x06] + m_alloc(100, 6) + m_alloc(8) + [1, 0] + m_misuse(0),
+    "double_free_deferred": [0x06] + m_alloc(24) + m_alloc(40) + [3, 1, 0] + m_misuse(0) + [3],
+    "interior": [0x06] + m_alloc(120) + m_misuse(1, 0, 2),
+    "global": [0x04] + m_alloc(24) + m_misuse(2, 0, 0) + m_misuse(2, 0, 1),
+    "header_flips": [0x06] + m_alloc(24) + m_alloc(64, 6) + sum((m_misuse(3, i, a) for i in range(2)
+                                                               for a in (0x08, 0x31, 0xFA, 0x47)), []),
+    "misaligned": [0x06] + m_alloc(24) + m_misuse(4, 0, 3),
+    "bad_layout_guard": [0x06] + m_alloc(24) + [3] + m_misuse(5, 0, 1) + m_misuse(5, 0, 2) + [3],
+    "other_size_class": [0x07] + m_alloc(24) + m_alloc(200, 5) + m_misuse(6, 1, 4),
+    "mixed": [0x05] + m_alloc(8) + m_alloc(16, 4) + m_alloc(48, 6) + [2, 1] + m_misuse(0) + [4] + m_alloc(30)
+    + m_misuse(3, 2, 0x1B) + [3, 1, 0] + m_misuse(1, 0, 0) + [3, 4],
+}
+
+CORPORA = {"mpsc_queue": MPSC, "wait_queue": WAIT, "first_fit": FF, "tlsf": TLSF, "heap_ops": HEAP,
+           "misuse": MISUSE}
 
 for target, seeds in CORPORA.items():
     d = os.path.join(ROOT, target)
@@ -203,6 +264,13 @@ DICTS = {
         ("alloc_bad_align", [0, 8, 12, 7]), ("release_first", [3, 0]), ("release_last", [3, 0xFF]),
         ("fits", [4, 0x45, 3]), ("reinit", [5, 0]),
     ],
+    "tlsf": [
+        ("alloc_small", [0, 24, 3, 1]), ("alloc_aligned64", [0, 8, 6, 2]), ("alloc_aligned4096", [0, 16, 10, 3]),
+        ("alloc_gran", [0, 0x48, 3, 4]), ("alloc_zero", [0, 0, 3, 5]), ("alloc_huge", [0, 0x85, 3, 6]),
+        ("alloc_bad_align", [0, 8, 12, 7]), ("alloc_largest", [0, 0x88, 3, 8]), ("alloc_above_largest", [0, 0x8F, 3, 9]),
+        ("alloc_largest_aligned", [0, 0x8A, 8, 10]), ("release_first", [3, 0]), ("release_last", [3, 0xFF]),
+        ("fits", [4, 0x45, 3]), ("reinit", [5, 0]),
+    ],
     "heap_ops": [
         ("raw_small", raw(24, 3)), ("raw_aligned", raw(40, 6)), ("raw_gran", raw(0xC8, 3)), ("raw_huge", raw(0x83, 3)),
         ("raw_zero", raw(0x80, 3)), ("raw_bad_align", raw(8, 0x0D)), ("box_word", typed(0, 1, 0)),
@@ -216,6 +284,13 @@ DICTS = {
         ("repoll", [REPOLL, 0]), ("drop_future", [DROP_FUT, 0]), ("stop", [STOP, 0]), ("close", [CLOSE, 0]),
         ("exercise", [EXERCISE, 0, 1]), ("check", [CHECK]), ("fill", [FILL, 30, 3]), ("free_every_other", [FREE_ODD, 0]),
         ("burst", [BURST, 3, 1, FLAG, POLL_INLINE, POLL_FREE, POLL_DESTROY]),
+    ],
+    "misuse": [
+        ("alloc_small", m_alloc(24)), ("alloc_aligned", m_alloc(100, 6)), ("alloc_16", m_alloc(40, 4)),
+        ("free_first", [1, 0]), ("guard_free", [2, 0]), ("guard", [3]), ("poll", [4]),
+        ("double_free", m_misuse(0)), ("interior", m_misuse(1, 0, 1)), ("global", m_misuse(2, 0, 1)),
+        ("flip_byte0", m_misuse(3, 0, 0x08)), ("flip_byte5", m_misuse(3, 0, 0x45)), ("misaligned", m_misuse(4, 0, 2)),
+        ("bad_layout", m_misuse(5, 0, 0)), ("other_size", m_misuse(6, 0, 3)),
     ],
 }
 

@@ -43,9 +43,16 @@ namespace mnemos {
 // The heap's internals, for white-box assertions only (one definition per
 // binary: the property binaries do not link tests/test_support.hpp users).
 struct heap_test_access {
-  static const detail::FirstFit& backend(const Heap& heap) { return heap.backend_; }
+  // The first-fit backend (the exact-address models replicate it); only for
+  // a heap bootstrapped with Backend::FirstFit.
+  static const detail::FirstFit& backend(const Heap& heap) { return *heap.backend_.first_fit(); }
+  // The active backend, whichever it is.
+  static const detail::AnyBackend& any_backend(const Heap& heap) { return heap.backend_; }
   static const detail::HeapLock& lock(const Heap& heap) { return heap.lock_; }
   static const detail::WaitQueue& waiters(const Heap& heap) { return heap.waiters_; }
+  // Attaches (nullptr: detaches) a fault-injection schedule
+  // (detail/fault_injection.hpp). Only while no other thread uses the heap.
+  static void inject(Heap& heap, detail::AllocFailSchedule* schedule) { heap.fail_schedule_ = schedule; }
 };
 
 namespace proptest {

@@ -26,11 +26,18 @@
 #include <new>
 
 #include "mnemos/detail/asan.hpp"
+#include "mnemos/detail/hardening.hpp"
+#include "mnemos/fault.hpp"
 
 namespace mnemos {
 
 Result<Heap*> Heap::bootstrap(std::span<std::byte> region, Options options) noexcept {
   if (detail::addr(region.data()) % alignof(Heap) != 0) return Error::RegionMisaligned;
+  if (!detail::AnyBackend::valid(options.backend)) return Error::InvalidLayout;
+  // Hardening stores the heap's address bits 47..3 in every header
+  // (hardening.hpp): a heap above 2^48 (no mainstream 64-bit ABI places user
+  // memory there by default) cannot be encoded.
+  if (detail::kHardening && (detail::addr(region.data()) & ~detail::kHeapMask) != 0) return Error::RegionMisaligned;
   if (region.size() < sizeof(Heap)) return Error::RegionTooSmall;
   // The region is handed over whole: it may still carry the poisoning of a heap
   // bootstrapped in it before (ASan only; a no-op otherwise).
@@ -45,7 +52,8 @@ Result<Heap*> Heap::bootstrap(std::span<std::byte> region, Options options) noex
   // The backend's blocks are all never-allocated now: poisoned, its first node
   // included. Only that range: the Heap object (the backend's head_ sentinel
   // included) is never poisoned, nor is metadata a backend keeps in the region
-  // outside its blocks; the few bytes init() aligned away at the end (less
+  // outside its blocks (TLSF's marks, list heads and scratch granules, all
+  // below arena_begin()); the few bytes init() aligned away at the end (less
   // than a granule) are left alone.
   detail::asan_poison(heap->backend_.arena_begin(),
                       static_cast<std::size_t>(heap->backend_.arena_end() - heap->backend_.arena_begin()));
@@ -89,6 +97,8 @@ Result<void*> Heap::alloc_locked(Layout layout) noexcept {
 
 void* Heap::carve(Layout layout) noexcept {
   const detail::BlockRequest request = *detail::block_request(layout);  // reject() passed
+  // Fault injection (tests): a scheduled failure looks exactly like no room.
+  if (fail_schedule_ != nullptr && fail_schedule_->fail_next()) return nullptr;
   void* block = backend_.allocate(request.size, request.align);
   if (block == nullptr) return nullptr;
   void* payload = detail::payload_of(block, layout.align);
@@ -98,7 +108,10 @@ void* Heap::carve(Layout layout) noexcept {
   detail::asan_unpoison(payload, layout.size);
   // The header word lies inside the block, before the payload (block_header.hpp).
   // asan_store: a plain store, opening the poisoned word just for it under ASan.
-  detail::asan_store<Heap*>(detail::header_slot(payload), this);
+  // Encoded and bound to this block under MNEMOS_HARDENING (hardening.hpp).
+  detail::asan_store<std::uintptr_t>(
+      detail::header_slot(payload),
+      detail::live_header(this, payload, detail::header_size_class(request), layout.align));
   alloc_count_.add(1);
   allocated_bytes_.add(block_size(request));
   if (allocated_bytes_.get() > peak_allocated_bytes_.get()) peak_allocated_bytes_.set(allocated_bytes_.get());
@@ -114,8 +127,25 @@ void Heap::return_block(void* block, std::size_t size) noexcept {
   free_count_.add(1);
 }
 
+// Hardening: overwrites the header of a block being freed with the freed
+// scrub, so a second free of it is a recognised double free (hardening.hpp).
+// The block is the caller's until it is pushed or returned.
+static void scrub_header(const Heap* heap, void* payload, const detail::BlockRequest& request,
+                         std::size_t align) noexcept {
+  if constexpr (detail::kHardening) {
+    // Alignment >= 32: the freed encoding, naming the heap; below, the word is
+    // (usually) overwritten by a node at once, so a constant "freed" word is
+    // enough and costs no CRC (hardening.hpp).
+    const std::uintptr_t scrub = align >= 32
+                                     ? detail::freed_header(heap, payload, detail::header_size_class(request), align)
+                                     : static_cast<std::uintptr_t>(detail::kFreeWordTag);
+    detail::asan_store<std::uintptr_t>(detail::header_slot(payload), scrub);
+  }
+}
+
 void Heap::free_locked(void* payload, Layout layout) noexcept {
   const detail::BlockRequest request = *detail::block_request(layout);
+  scrub_header(this, payload, request, layout.align);
   return_block(detail::block_start(payload, layout.align), block_size(request));
 }
 
@@ -125,6 +155,10 @@ void Heap::free_any_context(void* payload, Layout layout) noexcept {
   const detail::BlockRequest request = *detail::block_request(layout);
   void* block = detail::block_start(payload, layout.align);
   const std::size_t size = block_size(request);
+  // Before anything else: the header word is scrubbed, so a second free of this
+  // block is a recognised double free (for alignment <= 16 the DeferredNode or
+  // the backend's node may overwrite it again; see hardening.hpp).
+  scrub_header(this, payload, request, layout.align);
   // ASan: the block is freed, so it is poisoned now (a use-after-free while it
   // waits in the deferred queue is reported too), except its first 16 bytes:
   // lock_or_push may write a DeferredNode there (over the header word and the
@@ -135,7 +169,9 @@ void Heap::free_any_context(void* payload, Layout layout) noexcept {
   // these shadow writes before the drainer's.
   detail::asan_poison(block, size);
   detail::asan_unpoison(block, sizeof(detail::DeferredNode));
-  switch (lock_.lock_or_push(block, size)) {
+  // The size the node carries is tagged under hardening (tag_free_size): for
+  // alignment <= 8 it lands on the header word (deferred_node.hpp).
+  switch (lock_.lock_or_push(block, detail::tag_free_size(size))) {
     case detail::HeapLock::FreeRoute::TookLock:
       return_block(block, size);
       unlock();
@@ -147,13 +183,34 @@ void Heap::free_any_context(void* payload, Layout layout) noexcept {
   }
 }
 
+bool Heap::deferred_node_intact(const detail::DeferredNode* at, const detail::DeferredNode& node) const noexcept {
+  const std::size_t size = detail::untag_free_size(node.block_size);
+  if (!detail::is_free_word(node.block_size) || size < sizeof(detail::DeferredNode) || size % 8 != 0) return false;
+  if (!arena_holds(at, size)) return false;
+  if (node.next == nullptr) return true;
+  return detail::addr(node.next) % alignof(detail::DeferredNode) == 0 &&
+         arena_holds(node.next, sizeof(detail::DeferredNode));
+}
+
 std::size_t Heap::drain(detail::DeferredNode* list) noexcept {
   std::size_t n = 0;
+  // A chain longer than the arena has blocks would be a cycle (a corrupted link).
+  const std::size_t most = backend_.capacity() / sizeof(detail::DeferredNode);
   while (list != nullptr) {
-    // Read the link before the backend reuses the node's bytes.
-    detail::DeferredNode* next = list->next;
-    return_block(list, list->block_size);
-    list = next;
+    // Copy the node before the backend reuses its bytes (it is addressable
+    // under ASan: free_any_context left its 16 bytes open).
+    const detail::DeferredNode node = *list;
+    if constexpr (detail::kHardening) {
+      if (n == most || !deferred_node_intact(list, node)) {
+        // Neither this block's size nor the rest of the chain can be trusted:
+        // they stay counted as allocated (so check() still balances) and are
+        // never reused. The lock is held: the handler must not use this heap.
+        detail::report_fault(FaultKind::CorruptArena, list, this);
+        break;
+      }
+    }
+    return_block(list, detail::untag_free_size(node.block_size));
+    list = node.next;
     ++n;
   }
   deferred_free_count_.add(n);
@@ -310,22 +367,97 @@ Result<void*> Heap::Guard::try_alloc_raw(Layout layout) noexcept {
 }
 
 void Heap::Guard::free_raw(void* payload, Layout layout) noexcept {
-  // An impossible layout cannot name a block: ignoring it loses nothing that was
-  // ever allocated (the fault report comes with hardening).
-  if (payload == nullptr || !layout.valid()) return;
-  if (detail::asan_load(detail::header_slot(payload)) != heap_) {
-    Heap::free_raw(payload, layout);
+  if (payload == nullptr) return;
+  Heap* const owner = Heap::owner_of(payload, layout);
+  if (owner == nullptr) return;  // reported (hardening) or an impossible layout: ignored
+  if (owner != heap_) {
+    owner->free_any_context(payload, layout);  // another heap's block: its own free path
     return;
   }
   heap_->free_locked(payload, layout);
 }
 
+bool Heap::arena_holds(const void* block, std::size_t size) const noexcept {
+  const std::uintptr_t begin = detail::addr(backend_.arena_begin());
+  const std::uintptr_t end = detail::addr(backend_.arena_end());
+  const std::uintptr_t b = detail::addr(block);
+  return b >= begin && b <= end && size <= end - b;
+}
+
+Heap* Heap::owner_of(void* payload, Layout layout) noexcept {
+  if constexpr (!detail::kHardening) {
+    // An impossible layout cannot name a block: ignoring it loses nothing that
+    // was ever allocated. asan_load: a plain load; under ASan it opens the
+    // poisoned header word for the read and poisons it again.
+    if (!layout.valid()) return nullptr;
+    return detail::header_heap_unchecked(detail::asan_load(detail::header_slot(payload)));
+  } else {
+    // Each test before the header is read: the word before a misaligned pointer
+    // cannot be read soundly, and an impossible layout names no block.
+    if (detail::addr(payload) % detail::kHeaderSize != 0) {
+      detail::report_fault(FaultKind::Misaligned, payload, nullptr);
+      return nullptr;
+    }
+    const std::optional<detail::BlockRequest> request =
+        layout.valid() ? detail::block_request(layout) : std::nullopt;
+    if (!request) {
+      detail::report_fault(FaultKind::BadLayout, payload, nullptr);
+      return nullptr;
+    }
+    if (detail::addr(payload) % layout.align != 0) {
+      detail::report_fault(FaultKind::Misaligned, payload, nullptr);
+      return nullptr;
+    }
+    // asan_load: see above. The word is a header, a scrub, a node's size, or
+    // whatever precedes a pointer we never handed out.
+    const std::uint64_t word = detail::asan_load(detail::header_slot(payload));
+    const detail::HeaderKey key{detail::addr(payload), detail::header_size_class(*request),
+                                detail::header_offset(layout.align)};
+    if (detail::header_matches(word, key, detail::kLiveTag)) {
+      Heap* const heap = detail::header_heap_unchecked(word);
+      // The check binds heap, address and size; a block outside the heap's
+      // arena means a collision of the 16-bit check (or a forgery).
+      if (heap->arena_holds(detail::block_start(payload, layout.align), heap->block_size(*request))) return heap;
+      detail::report_fault(FaultKind::ForeignPointer, payload, nullptr);
+      return nullptr;
+    }
+    if (detail::header_matches(word, key, detail::kFreedTag)) {
+      detail::report_fault(FaultKind::DoubleFree, payload, detail::header_heap_unchecked(word));
+      return nullptr;
+    }
+    if (detail::is_free_word(word)) {  // a queued or free block's node (hardening.hpp)
+      detail::report_fault(FaultKind::DoubleFree, payload, nullptr);
+      return nullptr;
+    }
+    // One byte away from a live header: a smashed header. Tried only for words
+    // that could be one (a header's tag, or check bits set): a pointer, a size
+    // or zero, the usual words before a foreign pointer, is never "repaired"
+    // into a header by chance.
+    std::uintptr_t named = 0;
+    const bool header_like = (word & detail::kTagMask) == detail::kLiveTag || (word >> detail::kCheckShift) != 0;
+    if (header_like && detail::repair_single_byte(word, key, named)) {
+      // The address the repaired header names, only reported (never
+      // dereferenced): the integer came from a heap pointer in live_header().
+      detail::report_fault(FaultKind::CorruptHeader, payload, reinterpret_cast<const Heap*>(named));
+      return nullptr;
+    }
+    // A header's tag and check bits but more than one byte off: most likely
+    // the block freed with another size class or alignment than it was
+    // allocated with (or a header smashed in several bytes). Anything else
+    // was never a header (a TLSF node's granule count may end in 0b101, but
+    // its top 16 bits are clear).
+    const bool tagged = (word & detail::kTagMask) == detail::kLiveTag && (word >> detail::kCheckShift) != 0;
+    detail::report_fault(tagged ? FaultKind::BadLayout : FaultKind::ForeignPointer, payload, nullptr);
+    return nullptr;
+  }
+}
+
 namespace detail {
 void deallocate(void* payload, Layout layout) noexcept {
-  if (payload == nullptr || !layout.valid()) return;  // as in Guard::free_raw
-  // asan_load: a plain load; under ASan it opens the poisoned header word for
-  // the read and poisons it again.
-  asan_load(header_slot(payload))->free_any_context(payload, layout);
+  if (payload == nullptr) return;
+  Heap* const owner = Heap::owner_of(payload, layout);
+  if (owner == nullptr) return;  // reported (hardening) or an impossible layout: ignored
+  owner->free_any_context(payload, layout);
 }
 }  // namespace detail
 

@@ -5,6 +5,8 @@
 #include <bit>
 #include <new>
 
+#include "mnemos/detail/asan.hpp"
+
 namespace mnemos::detail {
 
 namespace {
@@ -27,7 +29,29 @@ constexpr std::size_t kTag = Tlsf::kGranule - 4;  // offset in the last granule
 // backend's while it is free), and that load32 reads back. Typed objects, not
 // memcpy, so that the compiler knows a field store cannot change this
 // object's pointers and counters (no reloads on the hot paths).
+//
+// Sanitizers: under ASan (detail/asan.hpp) the heap keeps free blocks
+// poisoned, so each access opens the 8-byte granule holding the field (the
+// TLSF granule is ASan's: fields never straddle one) for just that access and
+// restores its poisoning after, as first fit's load()/store() do for its
+// nodes. Opening the whole granule, not the 4-byte field, keeps the
+// restoration exact: a field at +4 of a wholly poisoned granule would
+// otherwise leave bytes +0..+3 addressable. Memory nobody poisoned (a bare
+// backend, the scratch granules) is left alone. Without ASan: plain accesses.
+#if MNEMOS_ASAN
+const volatile void* granule_of(const std::byte* p) noexcept {
+  // Sound: only an address computation within the same granule of the
+  // caller's arena (fields are at +0, +4 or +8 of a granule start).
+  return p - (addr(p) & (Tlsf::kGranule - 1));
+}
+#define MNEMOS_TLSF_OPEN(p) const AsanOpen open_field(granule_of(p), Tlsf::kGranule)
+static_assert(Tlsf::kGranule == kAsanGranule, "a field's granule is one ASan granule");
+#else
+#define MNEMOS_TLSF_OPEN(p) static_cast<void>(0)
+#endif
+
 void store32(std::byte* p, std::size_t v) noexcept {
+  MNEMOS_TLSF_OPEN(p);
   // Sound: p is 4-aligned (a granule start + 0 or 4) inside a free block or
   // the scratch granules, storage the backend owns; every value is a granule
   // index or count <= kMaxGranules + kFirst < 2^31.
@@ -35,11 +59,15 @@ void store32(std::byte* p, std::size_t v) noexcept {
 }
 
 std::uint32_t load32(const std::byte* p) noexcept {
+  MNEMOS_TLSF_OPEN(p);
   // Sound: only fields that store32 wrote are read (a free block's header and
   // tag, untouched since, as the block stayed free), so a std::uint32_t lives
-  // at p; launder makes the pointer refer to it.
+  // at p; launder makes the pointer refer to it. The value is copied before
+  // the granule is poisoned again.
   return *std::launder(reinterpret_cast<const std::uint32_t*>(p));
 }
+
+#undef MNEMOS_TLSF_OPEN
 
 // The hot helpers below are private and used only in this file; inlining them
 // into allocate() and deallocate() saves a call, spills and reloads per use.

@@ -31,9 +31,12 @@ constexpr Layout kSlot{56, 8};  // a 64-byte block with its header
 
 }  // namespace
 
-TEST(AllocFuture, ReadyOnFirstPollWhenThereIsRoom) {
+class AllocFutures : public test::BackendTest {};
+MNEMOS_TEST_ALL_BACKENDS(AllocFutures);
+
+TEST_P(AllocFutures, ReadyOnFirstPollWhenThereIsRoom) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   Flag flag;
   auto fut = heap.alloc<Msg>(1, 2);
   std::optional<Result<Box<Msg>>> r = fut.poll(flag.waker());
@@ -46,10 +49,12 @@ TEST(AllocFuture, ReadyOnFirstPollWhenThereIsRoom) {
   test::expect_pristine(heap);
 }
 
-TEST(AllocFuture, PendingWhenFullThenHandedABlockByAFree) {
+TEST_P(AllocFutures, PendingWhenFullThenHandedABlockByAFree) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   std::vector<void*> blocks = fill(heap, kSlot);
+  // Whatever room the backend leaves after the slots: taken too.
+  const std::vector<void*> plugs = test::plug(heap);
   Flag flag;
   auto fut = heap.alloc<Msg>(3, 4);
   EXPECT_FALSE(fut.poll(flag.waker()).has_value());
@@ -69,13 +74,16 @@ TEST(AllocFuture, PendingWhenFullThenHandedABlockByAFree) {
   EXPECT_EQ(heap.stats().spurious_wake_count, 0u);
   r.reset();
   for (void* p : blocks) Heap::free_raw(p, kSlot);
+  test::free_all(plugs, test::kPlug);
   test::expect_pristine(heap);
 }
 
-TEST(AllocFuture, EqualSizeWaitersCompleteInFifoOrder) {
+TEST_P(AllocFutures, EqualSizeWaitersCompleteInFifoOrder) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   std::vector<void*> blocks = fill(heap, kSlot);
+  // Whatever room the backend leaves after the slots: taken too.
+  const std::vector<void*> plugs = test::plug(heap);
   Flag f1, f2, f3;
   auto w1 = heap.alloc_raw(kSlot);
   auto w2 = heap.alloc_raw(kSlot);
@@ -102,15 +110,18 @@ TEST(AllocFuture, EqualSizeWaitersCompleteInFifoOrder) {
   EXPECT_EQ(p2, blocks[9]);
   EXPECT_EQ(p3, blocks[2]);
   for (void* p : blocks) Heap::free_raw(p, kSlot);
+  test::free_all(plugs, test::kPlug);
   test::expect_pristine(heap);
 }
 
 // A large waiter at the head is not starved by small requests that would fit:
 // they wait behind it (the original's inhibit), sync allocations included.
-TEST(AllocFuture, LargeWaiterIsNotStarvedBySmallOnes) {
+TEST_P(AllocFutures, LargeWaiterIsNotStarvedBySmallOnes) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   std::vector<void*> blocks = fill(heap, kSlot);
+  // Whatever room the backend leaves after the slots: taken too.
+  const std::vector<void*> plugs = test::plug(heap);
   const Layout big{2 * 64 - 8, 8};  // needs two adjacent slots
   Flag fbig, fsmall;
   auto large = heap.alloc_raw(big);
@@ -143,13 +154,16 @@ TEST(AllocFuture, LargeWaiterIsNotStarvedBySmallOnes) {
   for (std::size_t i = 2; i < blocks.size(); ++i) {
     if (i != 7 && i != 8) Heap::free_raw(blocks[i], kSlot);
   }
+  test::free_all(plugs, test::kPlug);
   test::expect_pristine(heap);
 }
 
-TEST(AllocFuture, DestroyingAPendingFutureUnlinksItAndItsWakerIsNeverCalled) {
+TEST_P(AllocFutures, DestroyingAPendingFutureUnlinksItAndItsWakerIsNeverCalled) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   std::vector<void*> blocks = fill(heap, kSlot);
+  // Whatever room the backend leaves after the slots: taken too.
+  const std::vector<void*> plugs = test::plug(heap);
   Flag gone, stays;
   auto keep = heap.alloc_raw(kSlot);
   {
@@ -164,13 +178,16 @@ TEST(AllocFuture, DestroyingAPendingFutureUnlinksItAndItsWakerIsNeverCalled) {
   EXPECT_EQ(stays.calls, 1);
   Heap::free_raw(**keep.poll(stays.waker()), kSlot);
   for (std::size_t i = 1; i < blocks.size(); ++i) Heap::free_raw(blocks[i], kSlot);
+  test::free_all(plugs, test::kPlug);
   test::expect_pristine(heap);
 }
 
-TEST(AllocFuture, ABlockHandedToADestroyedFuturePassesOnToTheNextWaiter) {
+TEST_P(AllocFutures, ABlockHandedToADestroyedFuturePassesOnToTheNextWaiter) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   std::vector<void*> blocks = fill(heap, kSlot);
+  // Whatever room the backend leaves after the slots: taken too.
+  const std::vector<void*> plugs = test::plug(heap);
   Flag first, second;
   auto next = heap.alloc_raw(kSlot);
   {
@@ -184,13 +201,16 @@ TEST(AllocFuture, ABlockHandedToADestroyedFuturePassesOnToTheNextWaiter) {
   EXPECT_EQ(second.calls, 1);
   EXPECT_EQ(**next.poll(second.waker()), blocks[3]);
   for (void* p : blocks) Heap::free_raw(p, kSlot);
+  test::free_all(plugs, test::kPlug);
   test::expect_pristine(heap);
 }
 
-TEST(AllocFuture, CloseReleasesEveryWaiterNowAndLater) {
+TEST_P(AllocFutures, CloseReleasesEveryWaiterNowAndLater) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   std::vector<void*> blocks = fill(heap, kSlot);
+  // Whatever room the backend leaves after the slots: taken too.
+  const std::vector<void*> plugs = test::plug(heap);
   Flag f1, f2;
   auto w1 = heap.alloc<Msg>(1, 1);
   auto w2 = heap.alloc_array<int>(4);
@@ -209,13 +229,16 @@ TEST(AllocFuture, CloseReleasesEveryWaiterNowAndLater) {
   for (void* p : blocks) Heap::free_raw(p, kSlot);  // frees keep working
   EXPECT_EQ(heap.try_alloc_raw(kSlot).error(), Error::Closed);
   EXPECT_EQ(later.calls, 0);
+  test::free_all(plugs, test::kPlug);
   test::expect_pristine(heap);
 }
 
-TEST(AllocFuture, StopTokenCancelsAPendingFutureAndWakesIt) {
+TEST_P(AllocFutures, StopTokenCancelsAPendingFutureAndWakesIt) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   std::vector<void*> blocks = fill(heap, kSlot);
+  // Whatever room the backend leaves after the slots: taken too.
+  const std::vector<void*> plugs = test::plug(heap);
   std::stop_source source;
   Flag flag, other;
   auto fut = heap.alloc<Msg>(7, 8).with(source.get_token());
@@ -230,12 +253,13 @@ TEST(AllocFuture, StopTokenCancelsAPendingFutureAndWakesIt) {
   EXPECT_EQ(other.calls, 1);
   Heap::free_raw(**behind.poll(other.waker()), kSlot);
   for (std::size_t i = 1; i < blocks.size(); ++i) Heap::free_raw(blocks[i], kSlot);
+  test::free_all(plugs, test::kPlug);
   test::expect_pristine(heap);
 }
 
-TEST(AllocFuture, AlreadyStoppedTokenIsCancelledAtFirstPoll) {
+TEST_P(AllocFutures, AlreadyStoppedTokenIsCancelledAtFirstPoll) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   std::stop_source source;
   source.request_stop();
   Flag flag;
@@ -245,9 +269,9 @@ TEST(AllocFuture, AlreadyStoppedTokenIsCancelledAtFirstPoll) {
   test::expect_pristine(heap);
 }
 
-TEST(AllocFuture, ParksWhenTheLockIsBusyAndTheReleaseServesIt) {
+TEST_P(AllocFutures, ParksWhenTheLockIsBusyAndTheReleaseServesIt) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   Flag flag;
   auto fut = heap.alloc<Msg>(5, 6);
   {
@@ -263,9 +287,9 @@ TEST(AllocFuture, ParksWhenTheLockIsBusyAndTheReleaseServesIt) {
   test::expect_pristine(heap);
 }
 
-TEST(AllocFuture, ADeferredFreeWakesAWaiterWhenTheHolderReleasesWithoutPoll) {
+TEST_P(AllocFutures, ADeferredFreeWakesAWaiterWhenTheHolderReleasesWithoutPoll) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   const Layout whole{heap.capacity() - 8, 8};
   void* all = *heap.try_alloc_raw(whole);
   Flag flag;
@@ -282,10 +306,12 @@ TEST(AllocFuture, ADeferredFreeWakesAWaiterWhenTheHolderReleasesWithoutPoll) {
   test::expect_pristine(heap);
 }
 
-TEST(AllocFuture, ImpossibleRequestsFailAtFirstPoll) {
+TEST_P(AllocFutures, ImpossibleRequestsFailAtFirstPoll) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   std::vector<void*> blocks = fill(heap, kSlot);  // full: yet these must not wait
+  // Whatever room the backend leaves after the slots: taken too.
+  const std::vector<void*> plugs = test::plug(heap);
   Flag flag;
   auto too_large = heap.alloc_array<std::uint8_t>(1 << 20);
   EXPECT_EQ(too_large.poll(flag.waker())->error(), Error::TooLarge);
@@ -296,12 +322,13 @@ TEST(AllocFuture, ImpossibleRequestsFailAtFirstPoll) {
   EXPECT_EQ(heap.stats().wait_count, 0u);
   EXPECT_EQ(flag.calls, 0);
   for (void* p : blocks) Heap::free_raw(p, kSlot);
+  test::free_all(plugs, test::kPlug);
   test::expect_pristine(heap);
 }
 
-TEST(AllocFuture, EveryOwnerKind) {
+TEST_P(AllocFutures, EveryOwnerKind) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   Flag flag;
   {
     auto arc = heap.alloc_arc<Msg>(1, 2);
@@ -325,14 +352,16 @@ TEST(AllocFuture, EveryOwnerKind) {
   test::expect_pristine(heap);
 }
 
-TEST(AllocFuture, MovableBeforeItsFirstPollOnly) {
+TEST_P(AllocFutures, MovableBeforeItsFirstPollOnly) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   Flag flag;
   auto fut = heap.alloc<Msg>(1, 2);
   auto moved = std::move(fut);
   EXPECT_TRUE(moved.poll(flag.waker())->has_value());
   std::vector<void*> blocks = fill(heap, kSlot);
+  // Whatever room the backend leaves after the slots: taken too.
+  const std::vector<void*> plugs = test::plug(heap);
   EXPECT_DEATH(
       {
         auto pinned = heap.alloc<Msg>(1, 2);
@@ -341,4 +370,5 @@ TEST(AllocFuture, MovableBeforeItsFirstPollOnly) {
       },
       "");
   for (void* p : blocks) Heap::free_raw(p, kSlot);
+  test::free_all(plugs, test::kPlug);
 }

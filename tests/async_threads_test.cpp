@@ -65,10 +65,13 @@ std::vector<std::thread> start_freers(Channel& channel, std::atomic<bool>& stop,
 
 }  // namespace
 
-TEST(AsyncThreads, PollDrivenWaitersCompleteWhileTwoThreadsFree) {
+class AsyncThreads : public test::BackendTest {};
+MNEMOS_TEST_ALL_BACKENDS(AsyncThreads);
+
+TEST_P(AsyncThreads, PollDrivenWaitersCompleteWhileTwoThreadsFree) {
   constexpr int kAllocations = 4000;
   Region region(2048);  // room for very few payloads: almost every request waits
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   Channel channel;
   std::atomic<bool> stop{false};
   std::vector<std::thread> freers = start_freers(channel, stop, 2);
@@ -93,11 +96,11 @@ TEST(AsyncThreads, PollDrivenWaitersCompleteWhileTwoThreadsFree) {
   test::expect_pristine(heap);
 }
 
-TEST(AsyncThreads, ForeignCoroutinesResumedInlineByFreeingThreads) {
+TEST_P(AsyncThreads, ForeignCoroutinesResumedInlineByFreeingThreads) {
   constexpr int kCoroutines = 8;
   constexpr int kPerCoroutine = 300;
   Region region(2048);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   Channel channel;
   std::atomic<bool> stop{false};
   std::atomic<int> finished{0};

@@ -14,9 +14,12 @@
 using namespace mnemos;
 using test::Region;
 
-TEST(DeferredFree, FreeWhileLockedIsQueuedAndDrainedAtUnlockWithoutPoll) {
+class DeferredFree : public test::BackendTest {};
+MNEMOS_TEST_ALL_BACKENDS(DeferredFree);
+
+TEST_P(DeferredFree, FreeWhileLockedIsQueuedAndDrainedAtUnlockWithoutPoll) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   void* p = *heap.try_alloc_raw(Layout{100, 8});
   const std::size_t allocated = heap.stats().allocated_bytes;
   {
@@ -40,9 +43,9 @@ TEST(DeferredFree, FreeWhileLockedIsQueuedAndDrainedAtUnlockWithoutPoll) {
   test::expect_pristine(heap);
 }
 
-TEST(DeferredFree, HolderReturnsDeferredBlocksBeforeItsNextAllocation) {
+TEST_P(DeferredFree, HolderReturnsDeferredBlocksBeforeItsNextAllocation) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   // Fill the arena with one block, so the only way to allocate again is to get
   // the deferred block back first.
   const Layout whole{heap.capacity() - 8, 8};
@@ -60,9 +63,9 @@ TEST(DeferredFree, HolderReturnsDeferredBlocksBeforeItsNextAllocation) {
   test::expect_pristine(heap);
 }
 
-TEST(DeferredFree, PollReturnsTheNumberDrainedAndIsANoOpWhenLocked) {
+TEST_P(DeferredFree, PollReturnsTheNumberDrainedAndIsANoOpWhenLocked) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   void* a = *heap.try_alloc_raw(Layout{8, 8});
   {
     std::optional<Heap::Guard> guard = heap.try_lock();
@@ -74,9 +77,9 @@ TEST(DeferredFree, PollReturnsTheNumberDrainedAndIsANoOpWhenLocked) {
   test::expect_pristine(heap);
 }
 
-TEST(DeferredFree, ManyDeferredFreesOfMixedLayoutsAllComeBack) {
+TEST_P(DeferredFree, ManyDeferredFreesOfMixedLayoutsAllComeBack) {
   Region region(64 * 1024);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   std::vector<std::pair<void*, Layout>> blocks;
   std::mt19937 rng(7);
   for (int i = 0; i < 200; ++i) {
@@ -95,12 +98,12 @@ TEST(DeferredFree, ManyDeferredFreesOfMixedLayoutsAllComeBack) {
 
 // Thousands of frees from several threads while the owner allocates and holds
 // the lock at random: every byte comes back and the free list stays sound.
-TEST(DeferredFree, FreesFromManyThreadsWhileTheOwnerAllocatesReturnEveryByte) {
+TEST_P(DeferredFree, FreesFromManyThreadsWhileTheOwnerAllocatesReturnEveryByte) {
   constexpr int kFreers = 2;
   constexpr int kBlocks = 30000;
   constexpr std::size_t kSlots = 64;
   Region region(256 * 1024);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
 
   // Each block carries its own layout in its first bytes (the cookie checked at
   // free), so a slot is just an atomic pointer.

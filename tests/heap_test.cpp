@@ -56,9 +56,12 @@ TEST(HeapBootstrap, RejectsRegionTooSmallForStateAndOneBlock) {
   EXPECT_TRUE(Heap::bootstrap(region.span().first(sizeof(Heap) + 16)).has_value());
 }
 
-TEST(HeapErrors, InvalidLayouts) {
+class HeapErrors : public test::BackendTest {};
+MNEMOS_TEST_ALL_BACKENDS(HeapErrors);
+
+TEST_P(HeapErrors, InvalidLayouts) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   EXPECT_EQ(heap.try_alloc_raw(Layout{0, 8}).error(), Error::InvalidLayout);
   EXPECT_EQ(heap.try_alloc_raw(Layout{8, 0}).error(), Error::InvalidLayout);
   EXPECT_EQ(heap.try_alloc_raw(Layout{8, 12}).error(), Error::InvalidLayout);
@@ -68,9 +71,9 @@ TEST(HeapErrors, InvalidLayouts) {
   test::expect_pristine(heap);
 }
 
-TEST(HeapErrors, TooLargeIsExactAtTheEmptyArenaBoundary) {
+TEST_P(HeapErrors, TooLargeIsExactAtTheEmptyArenaBoundary) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   const std::size_t capacity = heap.capacity();
   // One header word plus the payload must fit in the whole arena.
   EXPECT_EQ(heap.try_alloc_raw(Layout{capacity - 7, 1}).error(), Error::TooLarge);
@@ -87,9 +90,9 @@ TEST(HeapErrors, TooLargeIsExactAtTheEmptyArenaBoundary) {
   test::expect_pristine(heap);
 }
 
-TEST(HeapErrors, NoMemoryWhenFullIsCountedAndRecovers) {
+TEST_P(HeapErrors, NoMemoryWhenFullIsCountedAndRecovers) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   std::vector<void*> blocks;
   for (;;) {
     Result<void*> r = heap.try_alloc_raw(Layout{56, 8});
@@ -110,9 +113,9 @@ TEST(HeapErrors, NoMemoryWhenFullIsCountedAndRecovers) {
   test::expect_pristine(heap);
 }
 
-TEST(HeapErrors, LockedWhileAGuardIsHeld) {
+TEST_P(HeapErrors, LockedWhileAGuardIsHeld) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   {
     std::optional<Heap::Guard> guard = heap.try_lock();
     ASSERT_TRUE(guard.has_value());
@@ -128,9 +131,12 @@ TEST(HeapErrors, LockedWhileAGuardIsHeld) {
   test::expect_pristine(heap);
 }
 
-TEST(HeapAlloc, HonoursEveryAlignmentFrom1To4096) {
+class HeapAlloc : public test::BackendTest {};
+MNEMOS_TEST_ALL_BACKENDS(HeapAlloc);
+
+TEST_P(HeapAlloc, HonoursEveryAlignmentFrom1To4096) {
   Region region(64 * 1024);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   for (std::size_t align = 1; align <= 4096; align *= 2) {
     for (std::size_t size : {std::size_t{1}, std::size_t{7}, align, align * 2 + 3}) {
       const Layout layout{size, align};
@@ -147,9 +153,9 @@ TEST(HeapAlloc, HonoursEveryAlignmentFrom1To4096) {
   test::expect_pristine(heap);
 }
 
-TEST(HeapAlloc, ContentsSurviveNeighboursAllocAndFree) {
+TEST_P(HeapAlloc, ContentsSurviveNeighboursAllocAndFree) {
   Region region(64 * 1024);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   std::mt19937 rng(42);
   struct Live {
     void* p;
@@ -184,16 +190,19 @@ TEST(HeapAlloc, ContentsSurviveNeighboursAllocAndFree) {
   test::expect_pristine(heap);
 }
 
-TEST(HeapAlloc, FreeRawOfNullIsIgnored) {
+TEST_P(HeapAlloc, FreeRawOfNullIsIgnored) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   Heap::free_raw(nullptr, Layout{8, 8});
   test::expect_pristine(heap);
 }
 
-TEST(HeapStats, CountAllocationsFreesAndPeak) {
+class HeapStats : public test::BackendTest {};
+MNEMOS_TEST_ALL_BACKENDS(HeapStats);
+
+TEST_P(HeapStats, CountAllocationsFreesAndPeak) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   void* a = *heap.try_alloc_raw(Layout{24, 8});  // block: 8 + 24 = 32 bytes
   void* b = *heap.try_alloc_raw(Layout{1, 1});   // block: 8 + 1 -> 16 bytes
   Stats s = heap.stats();
@@ -212,9 +221,12 @@ TEST(HeapStats, CountAllocationsFreesAndPeak) {
   test::expect_pristine(heap);
 }
 
-TEST(HeapGuard, AllocatesAndFreesWithTheLockHeld) {
+class HeapGuard : public test::BackendTest {};
+MNEMOS_TEST_ALL_BACKENDS(HeapGuard);
+
+TEST_P(HeapGuard, AllocatesAndFreesWithTheLockHeld) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   {
     std::optional<Heap::Guard> guard = heap.try_lock();
     ASSERT_TRUE(guard);
@@ -233,10 +245,10 @@ TEST(HeapGuard, AllocatesAndFreesWithTheLockHeld) {
   test::expect_pristine(heap);
 }
 
-TEST(HeapGuard, FreeOfAnotherHeapsBlockGoesToThatHeap) {
+TEST_P(HeapGuard, FreeOfAnotherHeapsBlockGoesToThatHeap) {
   Region r1(4096), r2(4096);
-  Heap& one = test::make_heap(r1);
-  Heap& two = test::make_heap(r2);
+  Heap& one = make_heap(r1);
+  Heap& two = make_heap(r2);
   void* p = *two.try_alloc_raw(Layout{32, 8});
   {
     std::optional<Heap::Guard> guard = one.try_lock();
@@ -245,4 +257,142 @@ TEST(HeapGuard, FreeOfAnotherHeapsBlockGoesToThatHeap) {
   }
   test::expect_pristine(one);
   test::expect_pristine(two);
+}
+
+// --- Backend selection: HeapOptions{.backend = Backend::Tlsf} ---------------------
+
+TEST(HeapBackend, DefaultIsFirstFitAndTlsfIsSelectable) {
+  Region r1(4096), r2(4096);
+  Heap& ff = test::make_heap(r1);
+  Heap& tlsf = test::make_heap(r2, Heap::Options{.backend = Backend::Tlsf});
+  EXPECT_EQ(heap_test_access::backend(ff).kind(), Backend::FirstFit);
+  EXPECT_NE(heap_test_access::backend(ff).first_fit(), nullptr);
+  EXPECT_EQ(heap_test_access::backend(ff).tlsf(), nullptr);
+  EXPECT_EQ(heap_test_access::backend(tlsf).kind(), Backend::Tlsf);
+  EXPECT_NE(heap_test_access::backend(tlsf).tlsf(), nullptr);
+  EXPECT_EQ(heap_test_access::backend(tlsf).first_fit(), nullptr);
+  EXPECT_TRUE(tlsf.check().ok());
+}
+
+TEST(HeapBackend, InvalidBackendValueIsRejected) {
+  Region region(4096);
+  const Heap::Options bad{.backend = static_cast<Backend>(7)};
+  EXPECT_EQ(Heap::bootstrap(region.span(), bad).error(), Error::InvalidLayout);
+}
+
+// TLSF keeps its marks (1 bit per 8 bytes), class heads and two scratch
+// granules in the region, between the heap state and the blocks.
+TEST(HeapBackend, TlsfMetadataLiesBetweenTheStateAndTheArena) {
+  Region region(64 * 1024);
+  Heap& heap = test::make_heap(region, Heap::Options{.backend = Backend::Tlsf});
+  const detail::AnyBackend& backend = heap_test_access::backend(heap);
+  const std::byte* const after_state = region.span().data() + sizeof(Heap);
+  EXPECT_GT(backend.arena_begin(), after_state + (64 * 1024) / 64);  // the marks at least
+  EXPECT_LE(backend.arena_end(), region.span().data() + region.span().size());
+  EXPECT_EQ(static_cast<std::size_t>(backend.arena_end() - backend.arena_begin()), heap.capacity());
+  const Stats s = heap.stats();
+  EXPECT_EQ(s.capacity_bytes, heap.capacity());
+  EXPECT_GT(s.capacity_bytes, 64 * 1024 * 95 / 100);  // metadata ~2%
+  EXPECT_EQ(s.free_bytes, s.capacity_bytes);
+  test::expect_pristine(heap);
+}
+
+TEST(HeapBackend, TlsfRejectsARegionTooSmallForItsMetadataAndOneBlock) {
+  Region region(4096);
+  const Heap::Options tlsf{.backend = Backend::Tlsf};
+  EXPECT_EQ(Heap::bootstrap(region.span().first(sizeof(Heap) + 16), tlsf).error(), Error::RegionTooSmall);
+  std::size_t smallest = sizeof(Heap);
+  while (!Heap::bootstrap(region.span().first(smallest), tlsf)) smallest += 8;
+  EXPECT_LE(smallest, sizeof(Heap) + 256);  // ~170 bytes of metadata, then one 16-byte block
+  Heap& heap = *Heap::bootstrap(region.span().first(smallest), tlsf).value();
+  EXPECT_GE(heap.capacity(), detail::Tlsf::kMinBlock);
+  Result<void*> one = heap.try_alloc_raw(Layout{8, 8});
+  ASSERT_TRUE(one.has_value());
+  EXPECT_TRUE(heap.check().ok());
+  Heap::free_raw(*one, Layout{8, 8});
+  test::expect_pristine(heap);
+}
+
+// The same operations give the same byte counts with either backend: block
+// sizes do not depend on it (one pointer of overhead, the same rounding).
+TEST(HeapBackend, BothBackendsCountTheSameBytes) {
+  Region r1(256 * 1024), r2(256 * 1024);
+  Heap& ff = test::make_heap(r1);
+  Heap& tlsf = test::make_heap(r2, Heap::Options{.backend = Backend::Tlsf});
+  std::mt19937 rng(7);
+  std::vector<std::pair<void*, Layout>> a, b;
+  for (int step = 0; step < 3000; ++step) {
+    if (a.empty() || rng() % 5 < 3) {
+      const Layout layout{1 + rng() % 700, std::size_t{1} << (rng() % 8)};
+      Result<void*> pa = ff.try_alloc_raw(layout);
+      Result<void*> pb = tlsf.try_alloc_raw(layout);
+      ASSERT_TRUE(pa && pb) << "step " << step;  // far from full
+      a.emplace_back(*pa, layout);
+      b.emplace_back(*pb, layout);
+    } else {
+      const std::size_t i = rng() % a.size();
+      Heap::free_raw(a[i].first, a[i].second);
+      Heap::free_raw(b[i].first, b[i].second);
+      a[i] = a.back();
+      a.pop_back();
+      b[i] = b.back();
+      b.pop_back();
+    }
+    const Stats sa = ff.stats(), sb = tlsf.stats();
+    ASSERT_EQ(sa.allocated_bytes, sb.allocated_bytes) << "step " << step;
+    ASSERT_EQ(sa.peak_allocated_bytes, sb.peak_allocated_bytes);
+    ASSERT_EQ(sa.alloc_count, sb.alloc_count);
+    ASSERT_EQ(sa.free_count, sb.free_count);
+    ASSERT_EQ(sb.allocated_bytes + sb.free_bytes, sb.capacity_bytes);
+    ASSERT_TRUE(tlsf.check().ok()) << "step " << step;
+  }
+  for (auto& [p, l] : a) Heap::free_raw(p, l);
+  for (auto& [p, l] : b) Heap::free_raw(p, l);
+  test::expect_pristine(ff);
+  test::expect_pristine(tlsf);
+}
+
+// Fragmentation does not slow TLSF down or make it miss a block that fits:
+// 2,000 small holes, then a request that only the large tail can serve.
+TEST(HeapBackend, TlsfServesALargeRequestPastManySmallHoles) {
+  Region region(256 * 1024);
+  Heap& heap = test::make_heap(region, Heap::Options{.backend = Backend::Tlsf});
+  const Layout small{24, 8};  // 32-byte blocks
+  std::vector<void*> blocks;
+  for (int i = 0; i < 4000; ++i) blocks.push_back(*heap.try_alloc_raw(small));
+  for (std::size_t i = 0; i < blocks.size(); i += 2) Heap::free_raw(blocks[i], small);
+  EXPECT_EQ(heap_test_access::backend(heap).hole_count(), 2001u);  // 2,000 holes and the tail
+  const Layout large{4096, 64};
+  Result<void*> big = heap.try_alloc_raw(large);
+  ASSERT_TRUE(big.has_value());
+  EXPECT_GT(static_cast<std::byte*>(*big), static_cast<std::byte*>(blocks.back()));  // from the tail
+  EXPECT_EQ(detail::addr(*big) % 64, 0u);
+  EXPECT_TRUE(heap.check().ok());
+  Heap::free_raw(*big, large);
+  for (std::size_t i = 1; i < blocks.size(); i += 2) Heap::free_raw(blocks[i], small);
+  test::expect_pristine(heap);
+}
+
+// Issue 7's utilisation target through the heap: from a fresh 1 MiB region,
+// requests of 8..512 bytes (plus the header) fill at least 95% of it.
+TEST(HeapBackend, TlsfUsesAtLeast95PercentOfAMebibyte) {
+  Region region(1 << 20);
+  Heap& heap = test::make_heap(region, Heap::Options{.backend = Backend::Tlsf});
+  std::mt19937 rng(1);
+  std::vector<std::pair<void*, Layout>> live;
+  std::size_t used = 0;
+  for (;;) {
+    const Layout layout{8 + rng() % 505, 8};
+    Result<void*> r = heap.try_alloc_raw(layout);
+    if (!r) {
+      EXPECT_EQ(r.error(), Error::NoMemory);
+      break;
+    }
+    live.emplace_back(*r, layout);
+    used += layout.size + sizeof(void*);
+  }
+  EXPECT_GE(static_cast<double>(used), 0.95 * (1 << 20));
+  EXPECT_TRUE(heap.check().ok());
+  for (auto& [p, l] : live) Heap::free_raw(p, l);
+  test::expect_pristine(heap);
 }

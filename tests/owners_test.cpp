@@ -68,9 +68,12 @@ std::size_t bytes_per_box(Heap& heap, std::size_t* count) {
 
 }  // namespace
 
-TEST(Box, OwnsOneValue) {
+class BoxOwner : public test::BackendTest {};
+MNEMOS_TEST_ALL_BACKENDS(BoxOwner);
+
+TEST_P(BoxOwner, OwnsOneValue) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   {
     Result<Box<Msg>> b = heap.try_alloc<Msg>(1, 2);
     ASSERT_TRUE(b.has_value());
@@ -89,10 +92,10 @@ TEST(Box, OwnsOneValue) {
   test::expect_pristine(heap);
 }
 
-TEST(Box, DestroysItsValueExactlyOnce) {
+TEST_P(BoxOwner, DestroysItsValueExactlyOnce) {
   Tracked::reset();
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   {
     Box<Tracked> b = std::move(*heap.try_alloc<Tracked>(5));
     Box<Tracked> c = std::move(b);
@@ -103,10 +106,10 @@ TEST(Box, DestroysItsValueExactlyOnce) {
   test::expect_pristine(heap);
 }
 
-TEST(Box, LeakAndFromRawRoundTrip) {
+TEST_P(BoxOwner, LeakAndFromRawRoundTrip) {
   Tracked::reset();
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   Tracked* raw = std::move(*heap.try_alloc<Tracked>(8)).leak();
   EXPECT_EQ(Tracked::live, 1);
   EXPECT_GT(heap.stats().allocated_bytes, 0u);
@@ -120,49 +123,52 @@ TEST(Box, LeakAndFromRawRoundTrip) {
 
 // Box<T> for sizeof(T) >= 16 costs exactly sizeof(T) + one pointer, rounded to
 // alignof(T): measured by filling the arena.
-TEST(Box, OverheadIsExactlyOnePointer) {
+TEST_P(BoxOwner, OverheadIsExactlyOnePointer) {
   Region region(64 * 1024);
   std::size_t n = 0;
   {
-    Heap& heap = test::make_heap(region);
+    Heap& heap = make_heap(region);
     EXPECT_EQ(bytes_per_box<Blob16x8>(heap, &n), 16u + sizeof(void*));
     test::expect_pristine(heap);
   }
   {
-    Heap& heap = test::make_heap(region);
+    Heap& heap = make_heap(region);
     EXPECT_EQ(bytes_per_box<Blob24x8>(heap, &n), 24u + sizeof(void*));
   }
   {
-    Heap& heap = test::make_heap(region);
+    Heap& heap = make_heap(region);
     EXPECT_EQ(bytes_per_box<Blob64x8>(heap, &n), 64u + sizeof(void*));
   }
   {
-    Heap& heap = test::make_heap(region);
+    Heap& heap = make_heap(region);
     EXPECT_EQ(bytes_per_box<Blob16x16>(heap, &n), 32u);  // 16 + 8 rounded to 16
   }
   {
-    Heap& heap = test::make_heap(region);
+    Heap& heap = make_heap(region);
     EXPECT_EQ(bytes_per_box<Blob48x16>(heap, &n), 64u);  // 48 + 8 rounded to 16
   }
   {
-    Heap& heap = test::make_heap(region);
+    Heap& heap = make_heap(region);
     EXPECT_EQ(bytes_per_box<Blob64x64>(heap, &n), 128u);  // 64 + 8 rounded to 64
     EXPECT_GT(n, 400u);
   }
 }
 
-TEST(Box, FreedFromAnotherThread) {
+TEST_P(BoxOwner, FreedFromAnotherThread) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   Box<Msg> b = std::move(*heap.try_alloc<Msg>(1, 1));
   std::thread([box = std::move(b)]() mutable { Box<Msg> dies = std::move(box); }).join();
   test::expect_pristine(heap);
 }
 
-TEST(Arc, SharesOneValueAndFreesWithTheLastOwner) {
+class ArcOwner : public test::BackendTest {};
+MNEMOS_TEST_ALL_BACKENDS(ArcOwner);
+
+TEST_P(ArcOwner, SharesOneValueAndFreesWithTheLastOwner) {
   Tracked::reset();
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   {
     Result<Arc<Tracked>> a = heap.try_alloc_arc<Tracked>(4);
     ASSERT_TRUE(a.has_value());
@@ -187,10 +193,10 @@ TEST(Arc, SharesOneValueAndFreesWithTheLastOwner) {
   test::expect_pristine(heap);
 }
 
-TEST(Arc, LastOwnerOnAnotherThreadDestroysOnce) {
+TEST_P(ArcOwner, LastOwnerOnAnotherThreadDestroysOnce) {
   Tracked::reset();
   Region region(64 * 1024);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   for (int round = 0; round < 50; ++round) {
     Arc<Tracked> a = std::move(*heap.try_alloc_arc<Tracked>(round));
     std::vector<std::thread> threads;
@@ -210,9 +216,12 @@ TEST(Arc, LastOwnerOnAnotherThreadDestroysOnce) {
   test::expect_pristine(heap);
 }
 
-TEST(Array, ValueInitialisesAndIterates) {
+class ArrayOwner : public test::BackendTest {};
+MNEMOS_TEST_ALL_BACKENDS(ArrayOwner);
+
+TEST_P(ArrayOwner, ValueInitialisesAndIterates) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   {
     Result<Array<int>> xs = heap.try_alloc_array<int>(10);
     ASSERT_TRUE(xs.has_value());
@@ -231,10 +240,10 @@ TEST(Array, ValueInitialisesAndIterates) {
   test::expect_pristine(heap);
 }
 
-TEST(Array, WithCallsMakeOncePerElementInOrder) {
+TEST_P(ArrayOwner, WithCallsMakeOncePerElementInOrder) {
   Tracked::reset();
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   {
     int next = 0;
     Result<Array<Tracked>> xs = heap.try_alloc_array_with<Tracked>(6, [&] { return Tracked(next++); });
@@ -251,9 +260,12 @@ TEST(Array, WithCallsMakeOncePerElementInOrder) {
   test::expect_pristine(heap);
 }
 
-TEST(FixedVec, PushUntilFullThenFalse) {
+class FixedVecOwner : public test::BackendTest {};
+MNEMOS_TEST_ALL_BACKENDS(FixedVecOwner);
+
+TEST_P(FixedVecOwner, PushUntilFullThenFalse) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   {
     Result<FixedVec<int>> v = heap.try_alloc_fixed_vec<int>(4);
     ASSERT_TRUE(v.has_value());
@@ -276,10 +288,10 @@ TEST(FixedVec, PushUntilFullThenFalse) {
   test::expect_pristine(heap);
 }
 
-TEST(FixedVec, RetainKeepsOrderAndDestroysEachElementOnce) {
+TEST_P(FixedVecOwner, RetainKeepsOrderAndDestroysEachElementOnce) {
   Tracked::reset();
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   {
     FixedVec<Tracked> v = std::move(*heap.try_alloc_fixed_vec<Tracked>(10));
     for (int i = 0; i < 10; ++i) ASSERT_TRUE(v.emplace_back(i));
@@ -298,9 +310,12 @@ TEST(FixedVec, RetainKeepsOrderAndDestroysEachElementOnce) {
   test::expect_pristine(heap);
 }
 
-TEST(Owners, ErrorsComeBackAsValues) {
+class Owners : public test::BackendTest {};
+MNEMOS_TEST_ALL_BACKENDS(Owners);
+
+TEST_P(Owners, ErrorsComeBackAsValues) {
   Region region(4096);
-  Heap& heap = test::make_heap(region);
+  Heap& heap = make_heap(region);
   EXPECT_EQ(heap.try_alloc_fixed_vec<int>(0).error(), Error::InvalidLayout);
   EXPECT_EQ(heap.try_alloc_array<int>(1 << 20).error(), Error::TooLarge);
   EXPECT_EQ(heap.try_alloc<Blob8192x8>().error(), Error::TooLarge);

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <memory>
+#include <ostream>
 #include <span>
 #include <vector>
 
@@ -16,9 +17,16 @@ namespace mnemos {
 
 // The heap's internals, for white-box assertions only (never public API).
 struct heap_test_access {
-  static const detail::FirstFit& backend(const Heap& heap) { return heap.backend_; }
+  // The active backend (first fit or TLSF): capacity, holes, arena bounds, check.
+  static const detail::AnyBackend& backend(const Heap& heap) { return heap.backend_; }
   static const detail::HeapLock& lock(const Heap& heap) { return heap.lock_; }
+  // Attaches (or, with nullptr, detaches) a fault-injection schedule
+  // (detail/fault_injection.hpp). Only while no other thread uses the heap.
+  static void inject(Heap& heap, detail::AllocFailSchedule* schedule) { heap.fail_schedule_ = schedule; }
 };
+
+// How gtest prints a Backend parameter (found by ADL).
+inline void PrintTo(Backend backend, std::ostream* os) { *os << to_string(backend); }
 
 namespace test {
 
@@ -45,6 +53,23 @@ inline Heap& make_heap(const Region& region, Heap::Options options = {}) {
   return *made.value();
 }
 
+// Value-parameterised over the heap's backends: a suite `class S : public
+// test::BackendTest {};` with TEST_P(S, ...) and MNEMOS_TEST_ALL_BACKENDS(S)
+// runs each test once per backend: "Backends/S.Name/0" (first fit) and "/1"
+// (TLSF) for gtest; ctest names them ".../FirstFit" and ".../Tlsf" (PrintTo).
+class BackendTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  Backend backend() const { return GetParam(); }
+  Heap::Options options() const { return Heap::Options{.backend = GetParam()}; }
+  Heap& make_heap(const Region& region) const { return test::make_heap(region, options()); }
+};
+
+#define MNEMOS_TEST_ALL_BACKENDS(Suite) \
+  INSTANTIATE_TEST_SUITE_P(Backends, Suite, ::testing::Values(::mnemos::Backend::FirstFit, ::mnemos::Backend::Tlsf))
+
+// The smallest block a heap hands out (16 bytes with its header).
+inline constexpr Layout kPlug{8, 8};
+
 // Every owner gone and the queue drained: the backend is one free span again.
 inline void expect_pristine(Heap& heap) {
   heap.poll();
@@ -62,6 +87,15 @@ inline std::vector<void*> fill(Heap& heap, Layout layout) {
   std::vector<void*> blocks;
   for (Result<void*> r = heap.try_alloc_raw(layout); r; r = heap.try_alloc_raw(layout)) blocks.push_back(*r);
   return blocks;
+}
+
+// After fill(): takes whatever room is left in blocks of kPlug, so that no
+// request fits until something is freed, whatever the backend's metadata or
+// sizeof(Heap) leave at the end. Free them with kPlug (free_all).
+inline std::vector<void*> plug(Heap& heap) { return fill(heap, kPlug); }
+
+inline void free_all(const std::vector<void*>& blocks, Layout layout) {
+  for (void* p : blocks) Heap::free_raw(p, layout);
 }
 
 // A minimal coroutine type that is not ours: eager, detached, no executor, so

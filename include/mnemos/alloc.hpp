@@ -6,6 +6,7 @@
 #include "mnemos/box.hpp"
 #include "mnemos/check.hpp"
 #include "mnemos/error.hpp"
+#include "mnemos/fault.hpp"
 #include "mnemos/fixed_vec.hpp"
 #include "mnemos/heap.hpp"
 #include "mnemos/layout.hpp"

@@ -8,12 +8,14 @@
 #include <span>
 
 #include "mnemos/alloc_future.hpp"
+#include "mnemos/backend.hpp"
 #include "mnemos/check.hpp"
 #include "mnemos/detail/alloc_wait.hpp"
 #include "mnemos/detail/atomic.hpp"
 #include "mnemos/detail/block_header.hpp"
 #include "mnemos/detail/deallocate.hpp"
-#include "mnemos/detail/first_fit.hpp"
+#include "mnemos/detail/fault_injection.hpp"
+#include "mnemos/detail/any_backend.hpp"
 #include "mnemos/detail/heap_lock.hpp"
 #include "mnemos/detail/typed_alloc.hpp"
 #include "mnemos/detail/wait_queue.hpp"
@@ -24,15 +26,15 @@
 
 namespace mnemos {
 
-enum class Backend : std::uint8_t {
-  FirstFit,  // address-ordered first fit (linked_list_allocator): O(free blocks) per call
-};
-
 struct heap_test_access;
 
 // Chosen at bootstrap. (At namespace scope so it can be a default argument of
 // Heap's own members; spelled Heap::Options.)
 struct HeapOptions {
+  // First fit (O(free blocks) per call, no metadata) or TLSF (O(1) per call
+  // with a bounded worst case; about 1.6% of the region for its marks and
+  // class heads). Both give the same block sizes, so the same one-pointer
+  // overhead per allocation and the same Stats; see mnemos/backend.hpp.
   Backend backend = Backend::FirstFit;
 };
 
@@ -48,8 +50,12 @@ class Heap : public detail::TypedAllocators<Heap> {
 
   // Places the heap's state at the start of `region` and manages the rest as the
   // arena. No hosted allocation; the region must outlive every block. Fails with
-  // RegionMisaligned if region.data() is not aligned to alignof(Heap), and with
-  // RegionTooSmall if no block fits after the state. O(1).
+  // RegionMisaligned if region.data() is not aligned to alignof(Heap) (or, under
+  // MNEMOS_HARDENING, lies at or above 2^48, which headers cannot encode), and with
+  // RegionTooSmall if no block fits after the state (first fit needs 16 bytes
+  // after it, TLSF about 170 plus 1/64 of the region for its metadata), and
+  // with InvalidLayout if options.backend is not a Backend enumerator.
+  // O(1) for first fit; O(region / 64) for TLSF (its mark bitmap is zeroed).
   static Result<Heap*> bootstrap(std::span<std::byte> region, Options options = {}) noexcept;
 
   Heap(const Heap&) = delete;
@@ -65,7 +71,8 @@ class Heap : public detail::TypedAllocators<Heap> {
   // alignment not a power of two, size overflow), TooLarge (would not fit in the
   // empty arena), Closed (after close()), Locked (lock held elsewhere), NoMemory
   // (no room now, or older waiting allocations come first).
-  // Cost: lock + unlock (two atomic RMWs) plus the backend (first fit: O(free blocks)).
+  // Cost: lock + unlock (two atomic RMWs) plus the backend (first fit: O(free
+  // blocks); TLSF: O(1), no loop).
   Result<void*> try_alloc_raw(Layout layout) noexcept;
   using detail::TypedAllocators<Heap>::try_alloc;
 
@@ -118,7 +125,8 @@ class Heap : public detail::TypedAllocators<Heap> {
   Stats stats() const noexcept;
 
   // Walks the arena and verifies the backend's invariants and that the counters
-  // agree with it. Busy if the lock is held elsewhere. O(free blocks).
+  // agree with it. Busy if the lock is held elsewhere. O(free blocks) for first
+  // fit, O(capacity / 512 + free blocks) for TLSF.
   CheckReport check() noexcept;
 
   // Bytes of arena (after the heap's own state) the backend manages.
@@ -130,7 +138,7 @@ class Heap : public detail::TypedAllocators<Heap> {
   friend void detail::deallocate(void*, Layout) noexcept;
   friend class detail::AllocWait;
 
-  explicit Heap(Options options) noexcept : options_(options) {}
+  explicit Heap(Options options) noexcept : options_(options), backend_(options.backend) {}
 
   // Errors that neither waiting nor the lock can change (InvalidLayout,
   // TooLarge, Closed); nullopt when valid.
@@ -142,6 +150,17 @@ class Heap : public detail::TypedAllocators<Heap> {
   void* carve(Layout layout) noexcept;
   void free_locked(void* payload, Layout layout) noexcept;
   void free_any_context(void* payload, Layout layout) noexcept;
+  // Every free's validation (MNEMOS_HARDENING, detail/hardening.hpp): the heap
+  // owning the live block at `payload` for `layout`, or nullptr after
+  // reporting the fault (the caller then ignores the free). Reads only the
+  // header word. O(1); a fault costs up to a few thousand check evaluations.
+  static Heap* owner_of(void* payload, Layout layout) noexcept;
+  // Hardening: whether [block, block + size) lies inside this heap's arena.
+  bool arena_holds(const void* block, std::size_t size) const noexcept;
+  // Hardening, lock held: whether a deferred node (copied from `at`) still
+  // reads as lock_or_push wrote it: tagged size of a block inside the arena,
+  // link null or into the arena. A use-after-free of a queued block fails it.
+  bool deferred_node_intact(const detail::DeferredNode* at, const detail::DeferredNode& node) const noexcept;
   // Lock held: hands a block back to the backend and counts it.
   void return_block(void* block, std::size_t block_size) noexcept;
   std::size_t drain(detail::DeferredNode* list) noexcept;
@@ -170,13 +189,15 @@ class Heap : public detail::TypedAllocators<Heap> {
   void dequeue_waiter(detail::WaitNode* node) noexcept;
   void complete_waiter(detail::WaitNode* node, detail::WaitNode::Outcome outcome) noexcept;
   CheckReport check_locked() const noexcept;
-  static std::size_t block_size(const detail::BlockRequest& request) noexcept {
-    return detail::FirstFit::rounded_size(request.size);
+  std::size_t block_size(const detail::BlockRequest& request) const noexcept {
+    return backend_.rounded_size(request.size);
   }
 
   detail::HeapLock lock_;
   Options options_;
-  detail::FirstFit backend_;
+  // The backend chosen at bootstrap (a tagged union: no virtual call, no
+  // indirection); its metadata other than this object lives in the arena.
+  detail::AnyBackend backend_;
   detail::WaitQueue waiters_;
   // Set once, under the wait-queue lock. release store / acquire loads: a
   // context that sees it also sees that every waiter was completed.
@@ -196,6 +217,9 @@ class Heap : public detail::TypedAllocators<Heap> {
   // Incremented by producers after their push, decremented by the drainer, so it
   // can dip below zero for a moment; stats() clamps it.
   detail::Atomic<std::ptrdiff_t> deferred_pending_{0};
+  // Tests only (detail/fault_injection.hpp, heap_test_access::inject): when
+  // set, consulted by the lock holder before every backend allocation.
+  detail::AllocFailSchedule* fail_schedule_ = nullptr;
 };
 
 // The lock, held: the same synchronous family with no atomics per call, for

@@ -11,9 +11,15 @@ namespace mnemos::detail {
 // be full. Every block is at least sizeof(DeferredNode) bytes (the backends'
 // minimum block is two words) and starts on alignof(DeferredNode), which leaves
 // the low bits of a node address free for the lock word's flags.
+//
+// The size comes first: for a block of alignment <= 8 the block's first word is
+// its header word, and under MNEMOS_HARDENING the heap passes the size tagged
+// (detail/hardening.hpp, tag_free_size), so a second free of a queued block
+// still finds a word it recognises as freed (DoubleFree, not ForeignPointer).
+// The lock word and its tests treat the size as an opaque value.
 struct DeferredNode {
+  std::size_t block_size;  // the block's size as given to the backend (the heap tags it)
   DeferredNode* next;      // the node pushed before this one (LIFO), or nullptr
-  std::size_t block_size;  // the block's size as given to the backend
 };
 
 }  // namespace mnemos::detail

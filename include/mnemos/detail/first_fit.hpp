@@ -69,6 +69,7 @@
 #include "mnemos/check.hpp"
 #include "mnemos/detail/align.hpp"
 #include "mnemos/detail/asan.hpp"
+#include "mnemos/detail/hardening.hpp"
 
 namespace mnemos::detail {
 
@@ -173,11 +174,26 @@ class FirstFit {
   // at least kMinBlock bytes the backend owns) and returns it. modify: runs
   // f(Hole&) on the node at h, to update fields in place. Without ASan: `*h`,
   // `::new (p) Hole(node)` and `f(*h)`.
-  static Hole load(const Hole* h) noexcept { return asan_load(h); }
-  static Hole* store(void* p, const Hole& node) noexcept { return asan_store(p, node); }
+  // Under MNEMOS_HARDENING the size word is stored tagged (tag_free_size,
+  // detail/hardening.hpp): a hole's first word is where a freed block of
+  // alignment <= 8 had its header, and the tag lets a second free of it be
+  // named a double free. These three add and strip the tag, so everything
+  // else sees plain sizes (an untagged size, e.g. a test's, reads the same).
+  static Hole load(const Hole* h) noexcept {
+    Hole node = asan_load(h);
+    node.size = untag_free_size(node.size);
+    return node;
+  }
+  static Hole* store(void* p, const Hole& node) noexcept {
+    return asan_store(p, Hole{tag_free_size(node.size), node.next});
+  }
   template <class F>
   static void modify(Hole* h, F&& f) noexcept {
-    asan_modify(h, static_cast<F&&>(f));
+    asan_modify(h, [&](Hole& stored) {
+      Hole node{untag_free_size(stored.size), stored.next};
+      f(node);
+      stored = Hole{tag_free_size(node.size), node.next};
+    });
   }
   // The pointer into the arena at address a (begin_ <= a <= end_).
   std::byte* at(std::uintptr_t a) const noexcept;

@@ -85,7 +85,7 @@ class HeapLock {
       // Placement of the node in the freed block: sound because the block is at
       // least sizeof(DeferredNode), aligned for it, and owned by nobody else now.
       // It is rewritten on every retry since `next` must match the head we CAS.
-      auto* node = ::new (block) DeferredNode{head_of(w), block_size};
+      auto* node = ::new (block) DeferredNode{.block_size = block_size, .next = head_of(w)};
       const std::uintptr_t pushed = reinterpret_cast<std::uintptr_t>(node) | (w & kFlags);
       // release: pairs with the acquire of take_all, so the holder
       // that drains sees the node's fields and every write the user made to the

@@ -11,7 +11,7 @@
 //       granule): built and measured first, then rejected too, because
 //       rounding every block to 16 bytes makes Box<T> cost sizeof(T) + 16
 //       whenever sizeof(T) is a multiple of 16 (Box<16-byte T> = 32 bytes
-//       where tests/owners_test.cpp, Box.OverheadIsExactlyOnePointer, expects
+//       where tests/owners_test.cpp, BoxOwner.OverheadIsExactlyOnePointer, expects
 //       24): one pointer of header plus a word of rounding.
 //   (c) Chosen: header-less TLSF with an 8-byte granule, so rounded_size() is
 //       first fit's (multiples of 8, at least 16) and the owners above see the
@@ -119,6 +119,16 @@
 //   dependent branches named above (split? 0.5, merge prev/next? 0.33 each,
 //   fragment? 0.35 per pair). The 16-byte-granule variant (b) measured ~31 ns
 //   (1.8x) and ~0.9 misses: no fragments, but it fails the overhead target.
+//
+// Sanitizers: under ASan (detail/asan.hpp) every metadata field in a free
+// block is read and written with its 8-byte granule opened for just that
+// access and its poisoning restored after (src/tlsf.cpp, load32/store32), as
+// first fit does for its nodes. So when the heap keeps free bytes poisoned,
+// they all stay poisoned between calls; memory nobody poisoned (a bare
+// backend in a test) is left alone. The marks, the list heads and the scratch
+// granules lie below arena_begin() and are never poisoned. allocate() returns
+// the block's bytes as they were; the caller unpoisons what it hands out.
+// Without ASan they are plain accesses.
 //
 // Threads: none of the functions synchronise. The caller (the heap, under its
 // try-lock) serialises every call; const queries may run concurrently with
