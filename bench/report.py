@@ -181,7 +181,7 @@ def main():
       "Do not edit by hand: rerun `ci/bench`.\n")
     w("## Machine and command\n")
     w(f"- CPU: {cpu_model}; `nproc` = {os.cpu_count()}")
-    w(f"- Compiler: {args.compiler}; CMake preset `release` (`-O3 -DNDEBUG`)")
+    w(f"- Compiler: {args.compiler}; CMake preset `bench` (the `release` flags, `-O3 -DNDEBUG`, plus the benchmarks)")
     ctx = r.context
     w(f"- Google Benchmark {ctx.get('library_build_type', '?')} library build "
       "(Debian's libbenchmark reports `debug`: that concerns the harness library, not the code measured)")
