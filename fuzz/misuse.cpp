@@ -1,8 +1,11 @@
 // Fuzz target: valid heap operations interleaved with injected misuse
 // (MNEMOS_HARDENING, detail/hardening.hpp). Every misuse must be reported
-// through the fault handler exactly once and change nothing: the same Stats,
-// check() ok, every live block's contents intact; valid frees must never be
-// reported. At the end every block is freed and the arena is one free span.
+// through the fault handler exactly once, with its address and an acceptable
+// kind (a double free: DoubleFree and nothing else, whatever the backend, the
+// alignment and the route of either free), and change nothing: the same
+// Stats, check() ok, every live block's contents intact; valid frees must
+// never be reported. At the end every block is freed and the arena is one
+// free span.
 //
 // Input: header byte (bit 0: backend TLSF; bits 1-2: arena size index), then
 // steps, one opcode byte each:
@@ -12,11 +15,15 @@
 //   3 guard                                 take / release a Guard (frees in between are deferred)
 //   4 poll                                  heap.poll()
 //   5 misuse  [kind u8][index u8][arg u8]   one injected misuse, see misuse()
+// A freed block stays a double-free candidate until an allocation overlaps
+// it (then its bytes are someone else's: undetectable, hardening.hpp), so a
+// double free may come many operations after the first free.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <new>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "fuzz_input.hpp"
@@ -115,7 +122,20 @@ class Harness {
     // like a header for its address is accepted with probability 2^-19).
     for (std::size_t i = 0; i < l.size; ++i) p[i] = static_cast<std::byte>((seed + i) << 1);
     live_.push_back({p, l, seed});
-    last_freed_ = std::nullopt;  // the freed block may be reused now
+    // A freed block this allocation overlaps is reused: no longer a candidate.
+    std::erase_if(freed_, [&](const Live& f) { return overlaps(f, live_.back()); });
+  }
+
+  // The bytes a block occupies: from its start (the header, or the
+  // alignment padding before it) to its end as both backends round it.
+  static std::pair<std::uintptr_t, std::uintptr_t> span(const Live& b) {
+    const std::uintptr_t start = detail::addr(detail::block_start(b.p, b.layout.align));
+    return {start, start + detail::FirstFit::rounded_size(detail::block_request(b.layout)->size)};
+  }
+  static bool overlaps(const Live& a, const Live& b) {
+    const auto [a0, a1] = span(a);
+    const auto [b0, b1] = span(b);
+    return a0 < b1 && b0 < a1;
   }
 
   void free(std::uint8_t index, bool through_guard) {
@@ -129,7 +149,7 @@ class Harness {
     } else {
       Heap::free_raw(b.p, b.layout);
     }
-    last_freed_ = b;
+    freed_.push_back(b);
   }
 
   static bool intact(const Live& b) {
@@ -153,16 +173,16 @@ class Harness {
     auto expect = [&](FaultKind k) { expected[n_expected++] = k; };
     const void* address = nullptr;
     switch (kind % 7) {
-      case 0: {  // double free: only right after a free, before any allocation
-        if (!last_freed_) return;
-        address = last_freed_->p;
-        Heap::free_raw(last_freed_->p, last_freed_->layout);
-        expect(FaultKind::DoubleFree);
-        // Alignment 16 / TLSF nodes (hardening.hpp): the word is a node's or a
-        // stale mix of node and scrub: refused, but not necessarily named.
-        expect(FaultKind::ForeignPointer);
-        expect(FaultKind::BadLayout);
-        expect(FaultKind::CorruptHeader);
+      case 0: {  // double free of a block freed before and not reused since
+        if (freed_.empty()) return;
+        const Live& f = freed_[index % freed_.size()];
+        address = f.p;
+        if (guard_ && arg % 2 == 1) {
+          guard_->free_raw(f.p, f.layout);  // the guard's own path
+        } else {
+          Heap::free_raw(f.p, f.layout);  // deferred path while a guard is held
+        }
+        expect(FaultKind::DoubleFree);  // and nothing else (hardening.hpp)
         break;
       }
       case 1: {  // interior pointer of a live block
@@ -250,7 +270,7 @@ class Harness {
   Heap* heap_ = nullptr;
   std::optional<Heap::Guard> guard_;
   std::vector<Live> live_;
-  std::optional<Live> last_freed_;
+  std::vector<Live> freed_;  // freed, not overlapped by an allocation since
 };
 
 }  // namespace

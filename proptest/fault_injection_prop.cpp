@@ -1,5 +1,6 @@
-// Property: with backend allocations failing on a random schedule
-// (detail/fault_injection.hpp), the heap, its waiters and its owners stay
+// Property: with backend allocations failing on a random schedule (the
+// fault-injection wrapper around the heap's backend, detail/fault_injection.hpp
+// and detail/any_backend.hpp), the heap, its waiters and its owners stay
 // consistent. The schedule makes allocations find "no room" while the arena
 // has room, at any point: a sync allocation, a guard's, or the hand-over of a
 // block to a waiting future (serve_head), which then stays queued.
@@ -240,6 +241,36 @@ TEST(FaultInjection, ScheduleFollowsThePattern) {
   EXPECT_TRUE(s.fail_next());  // period 3: wraps
   EXPECT_EQ(s.calls(), 4u);
   EXPECT_EQ(s.failed(), 3u);
+}
+
+// The schedule wraps the backend (detail/any_backend.hpp): attached, a "fail"
+// answer returns nullptr without asking the backend (its free bytes do not
+// change); frees and queries pass through; detached, allocate() is the
+// backend's own.
+TEST(FaultInjection, ScheduleWrapsTheBackendsAllocate) {
+  for (const Backend kind : {Backend::FirstFit, Backend::Tlsf}) {
+    alignas(64) static std::byte region[4096];
+    detail::AnyBackend backend(kind);
+    ASSERT_TRUE(backend.init(region, sizeof region));
+    const std::size_t empty = backend.free_bytes();
+    detail::AllocFailSchedule fail_first(0b01, 2);  // fail, pass, fail, pass, ...
+    backend.attach_fail_schedule(&fail_first);
+    EXPECT_EQ(backend.allocate(32, 8), nullptr);
+    EXPECT_EQ(backend.free_bytes(), empty);  // the backend was not asked
+    void* p = backend.allocate(32, 8);
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(backend.fits_when_empty(32, 8));  // queries are not scheduled
+    backend.deallocate(p, 32);                    // nor are frees
+    EXPECT_EQ(backend.free_bytes(), empty);
+    EXPECT_EQ(fail_first.calls(), 2u);
+    EXPECT_EQ(fail_first.failed(), 1u);
+    backend.attach_fail_schedule(nullptr);
+    p = backend.allocate(32, 8);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(fail_first.calls(), 2u);  // detached: never consulted
+    backend.deallocate(p, 32);
+    EXPECT_TRUE(backend.check().ok());
+  }
 }
 
 // A failed hand-over leaves the waiter queued; it is served by the next event.

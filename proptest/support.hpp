@@ -52,7 +52,7 @@ struct heap_test_access {
   static const detail::WaitQueue& waiters(const Heap& heap) { return heap.waiters_; }
   // Attaches (nullptr: detaches) a fault-injection schedule
   // (detail/fault_injection.hpp). Only while no other thread uses the heap.
-  static void inject(Heap& heap, detail::AllocFailSchedule* schedule) { heap.fail_schedule_ = schedule; }
+  static void inject(Heap& heap, detail::AllocFailSchedule* schedule) { heap.backend_.attach_fail_schedule(schedule); }
 };
 
 namespace proptest {

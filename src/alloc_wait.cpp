@@ -10,9 +10,13 @@
 namespace mnemos::detail {
 
 AllocWait::AllocWait(AllocWait&& other) noexcept
-    : heap_(other.heap_), stop_(std::move(other.stop_)) {
+    : heap_(other.heap_) {
   if (other.polled_) std::abort();  // a polled future is pinned: its node may be linked
   node_.layout = other.node_.layout;
+  if (other.stop_ops_ != nullptr) {  // not polled, so no callback is armed: just the token
+    other.stop_ops_->move(*this, other);
+    stop_ops_ = other.stop_ops_;
+  }
 }
 
 std::optional<Result<void*>> AllocWait::poll_raw(const Waker& waker) noexcept {
@@ -43,13 +47,13 @@ std::optional<Result<void*>> AllocWait::poll_raw(const Waker& waker) noexcept {
 
 std::optional<Result<void*>> AllocWait::first_poll() noexcept {
   if (std::optional<Error> error = heap_->reject(node_.layout)) return Result<void*>(*error);
-  if (stop_.stop_requested()) return Result<void*>(Error::Cancelled);
+  if (stop_requested()) return Result<void*>(Error::Cancelled);
 
   // Fast path: no older waiter and the lock is free.
   if (!heap_->lock_.has_waiters() && heap_->lock_.try_lock()) {
     Result<void*> r = heap_->alloc_locked(node_.layout);
     heap_->unlock();
-    if (r || r.error() != Error::NoMemory) return r;
+    if (r) return r;  // reject() passed, so alloc_locked() fails only with NoMemory
   }
 
   // Subscribe (with no waker yet), then retry: a free after the failed attempt
@@ -64,7 +68,7 @@ std::optional<Result<void*>> AllocWait::first_poll() noexcept {
   heap_->enqueue_waiter(&node_);
   subscribed_ = true;
   heap_->release_wait_queue();
-  if (stop_.stop_possible()) on_stop_.emplace(stop_, OnStop{this});  // may run on_stop now
+  if (stop_ops_ != nullptr) stop_ops_->arm(*this);  // may run on_stop now
   heap_->kick();  // the retry: serves the head (maybe us) now, or asks the holder to
   return std::nullopt;
 }
@@ -72,19 +76,13 @@ std::optional<Result<void*>> AllocWait::first_poll() noexcept {
 Result<void*> AllocWait::take_outcome() noexcept {
   heap_->waiters_.unlink(&node_);  // from to_wake, if its waker was not called yet
   finished_ = true;
-  switch (node_.outcome) {
-    case WaitNode::Outcome::Ready: {
-      void* block = node_.block;
-      node_.block = nullptr;
-      return block;
-    }
-    case WaitNode::Outcome::Closed:
-      return Error::Closed;
-    case WaitNode::Outcome::Cancelled:
-    case WaitNode::Outcome::None:
-      break;
+  // Called only with an outcome (not None): Ready, Closed or Cancelled.
+  if (node_.outcome == WaitNode::Outcome::Ready) {
+    void* block = node_.block;
+    node_.block = nullptr;
+    return block;
   }
-  return Error::Cancelled;
+  return node_.outcome == WaitNode::Outcome::Closed ? Error::Closed : Error::Cancelled;
 }
 
 void AllocWait::on_stop() noexcept {
@@ -99,7 +97,11 @@ void AllocWait::on_stop() noexcept {
 AllocWait::~AllocWait() {
   // First: after this, no stop callback runs or will run (std::stop_callback's
   // destructor waits for one running on another thread).
-  on_stop_.reset();
+  if (stop_ops_ != nullptr) {
+    stop_ops_->disarm(*this);
+    stop_ops_->destroy(*this);  // the token goes too: nothing below reads it
+    stop_ops_ = nullptr;
+  }
   if (!subscribed_) return;
   Heap* const heap = heap_;
   heap->waiters_.lock();

@@ -84,7 +84,7 @@ std::size_t format_fault(const Fault& f, char* buf, std::size_t size) noexcept {
     case FaultKind::ForeignPointer:
       put(buf, size, n, "free of ");
       put_hex(buf, size, n, f.address);
-      put(buf, size, n, ", which is not a live block (a foreign or interior pointer, or a double free)");
+      put(buf, size, n, ", which is not a live block (a foreign or interior pointer)");
       break;
     case FaultKind::CorruptHeader:
       put(buf, size, n, "corrupt header before ");

@@ -32,8 +32,7 @@ bool FirstFit::init(std::byte* start, std::size_t size) noexcept {
   // Bytes skipped to reach the granule; written modulo-style so a start near
   // the top of the address space cannot overflow.
   const std::size_t misalign = static_cast<std::size_t>(addr(start) & (kGranule - 1));
-  const std::size_t lead = misalign == 0 ? 0 : kGranule - misalign;
-  if (lead >= size) return false;
+  const std::size_t lead = misalign == 0 ? 0 : kGranule - misalign;  // < kGranule <= kMinBlock <= size
   // The end aligned down: start + lead is aligned, so align the length.
   const std::size_t usable = static_cast<std::size_t>(align_down(size - lead, kGranule));
   if (usable < kMinBlock) return false;
@@ -98,6 +97,21 @@ void* FirstFit::allocate(std::size_t size, std::size_t align) noexcept {
       // and n is a multiple of kGranule), back_padding >= kMinBlock, and
       // [block + n, block + n + back_padding) is the tail of cur, in the arena.
       rest = store(at(c.block + n), Hole{c.back_padding, cur_node.next});
+      if constexpr (kHardening) {
+        // Misuse detection (hardening.hpp): a link word lying on a freed
+        // block's header position is recognised by the tagged size just before
+        // it, spanning the block. The new node's link covers the word after
+        // B = block + n, which may have been such a size (of a node left at
+        // B + 8), and the word after that, B + 16, may hold one (of a node left
+        // at B + 16) whose link follows. So B + 16 gets a tagged size for the
+        // rest of the hole from there: a freed word for whatever lies at
+        // B + 16, and a valid "size before" for a link at B + 24. Never read
+        // as a node (only list nodes are). Sound: the word lies in the back
+        // padding (>= 24 bytes), granule-aligned.
+        if (c.back_padding >= 3 * kGranule) {
+          asan_store<std::uint64_t>(at(c.block + n + 2 * kGranule), tag_free_size(c.back_padding - 2 * kGranule));
+        }
+      }
     }
     if (c.front_padding != 0) {
       // cur shrinks to its front padding and stays linked

@@ -67,8 +67,10 @@ std::optional<Heap::Guard> Heap::try_lock() noexcept {
 
 std::optional<Error> Heap::reject(Layout layout) const noexcept {
   if (!layout.valid()) return Error::InvalidLayout;
-  const std::optional<detail::BlockRequest> request = detail::block_request(layout);
-  if (!request || !backend_.fits_when_empty(request->size, request->align)) return Error::TooLarge;
+  // valid() bounds size by PTRDIFF_MAX - (align - 1), so header + payload
+  // cannot overflow: block_request() has a value.
+  const detail::BlockRequest request = *detail::block_request(layout);
+  if (!backend_.fits_when_empty(request.size, request.align)) return Error::TooLarge;
   // acquire: pairs with close()'s release store.
   if (closed_.load(detail::mo_acquire)) return Error::Closed;
   return std::nullopt;
@@ -97,8 +99,8 @@ Result<void*> Heap::alloc_locked(Layout layout) noexcept {
 
 void* Heap::carve(Layout layout) noexcept {
   const detail::BlockRequest request = *detail::block_request(layout);  // reject() passed
-  // Fault injection (tests): a scheduled failure looks exactly like no room.
-  if (fail_schedule_ != nullptr && fail_schedule_->fail_next()) return nullptr;
+  // nullptr: no room (or a failure scheduled by the fault-injection wrapper,
+  // detail/any_backend.hpp, which looks exactly the same).
   void* block = backend_.allocate(request.size, request.align);
   if (block == nullptr) return nullptr;
   void* payload = detail::payload_of(block, layout.align);
@@ -171,21 +173,19 @@ void Heap::free_any_context(void* payload, Layout layout) noexcept {
   detail::asan_unpoison(block, sizeof(detail::DeferredNode));
   // The size the node carries is tagged under hardening (tag_free_size): for
   // alignment <= 8 it lands on the header word (deferred_node.hpp).
-  switch (lock_.lock_or_push(block, detail::tag_free_size(size))) {
-    case detail::HeapLock::FreeRoute::TookLock:
-      return_block(block, size);
-      unlock();
-      return;
-    case detail::HeapLock::FreeRoute::Deferred:
-      // relaxed: a statistic; the push itself carries the ordering.
-      deferred_pending_.fetch_add(1, detail::mo_relaxed);
-      return;
+  if (lock_.lock_or_push(block, detail::tag_free_size(size)) == detail::HeapLock::FreeRoute::TookLock) {
+    return_block(block, size);
+    unlock();
+    return;
   }
+  // Deferred. relaxed: a statistic; the push itself carries the ordering.
+  deferred_pending_.fetch_add(1, detail::mo_relaxed);
 }
 
 bool Heap::deferred_node_intact(const detail::DeferredNode* at, const detail::DeferredNode& node) const noexcept {
   const std::size_t size = detail::untag_free_size(node.block_size);
-  if (!detail::is_free_word(node.block_size) || size < sizeof(detail::DeferredNode) || size % 8 != 0) return false;
+  // A free word has its low three bits clear (is_free_word): size is a multiple of 8.
+  if (!detail::is_free_word(node.block_size) || size < sizeof(detail::DeferredNode)) return false;
   if (!arena_holds(at, size)) return false;
   if (node.next == nullptr) return true;
   return detail::addr(node.next) % alignof(detail::DeferredNode) == 0 &&
@@ -208,6 +208,15 @@ std::size_t Heap::drain(detail::DeferredNode* list) noexcept {
         detail::report_fault(FaultKind::CorruptArena, list, this);
         break;
       }
+    }
+    if constexpr (detail::kHardening) {
+      // The link is copied: put the freed scrub back over it (for alignment
+      // 16 it is the block's header word), so the block reaches the backend
+      // as a direct free would leave it (hardening.hpp). Sound: the node's 16
+      // bytes are still the queue's (addressable under ASan), and the word
+      // becomes a plain integer, never read as a link again.
+      detail::asan_store<std::uintptr_t>(static_cast<void*>(&list->next),
+                                         static_cast<std::uintptr_t>(detail::kFreeWordTag));
     }
     return_block(list, detail::untag_free_size(node.block_size));
     list = node.next;
@@ -354,10 +363,71 @@ CheckReport Heap::check() noexcept {
 CheckReport Heap::check_locked() const noexcept {
   CheckReport report = backend_.check();
   if (!report.ok()) return report;
-  if (allocated_bytes_.get() + backend_.free_bytes() != backend_.capacity()) {
+  std::size_t deferred = 0;
+  report = check_deferred(deferred);
+  if (!report.ok()) return report;
+  // Invariant 2: a queued block still counts as allocated until it is
+  // drained, so free + live + deferred = allocated + free = capacity, and the
+  // queued bytes are part of the allocated ones.
+  if (allocated_bytes_.get() + backend_.free_bytes() != backend_.capacity() || deferred > allocated_bytes_.get()) {
     return CheckReport{CheckFailure::StatsMismatch, this};
   }
   return report;
+}
+
+namespace {
+bool overlap(const void* a, std::size_t a_size, const void* b, std::size_t b_size) noexcept {
+  return detail::addr(a) < detail::addr(b) + b_size && detail::addr(b) < detail::addr(a) + a_size;
+}
+}  // namespace
+
+// Walks the queue from the lock word's head. The lock is held, so no node is
+// taken or drained meanwhile; other contexts may push in front of the head
+// read here, which leaves the chain from it unchanged (a push writes only its
+// own node). Each link is validated (in the arena, aligned) before the node it
+// names is read, and each node is compared with those before it, so a cycle
+// is found when it closes and the walk never reads outside the arena nor runs
+// longer than the arena has room for nodes. O(nodes^2 + nodes * free blocks).
+CheckReport Heap::check_deferred(std::size_t& bytes) const noexcept {
+  bytes = 0;
+  // An acquire load of the lock word (HeapLock::peek_deferred): pairs with
+  // the pushes' release, so the nodes read below are as their pushers wrote them.
+  const detail::DeferredNode* const head = lock_.peek_deferred();
+  const void* from = this;  // whoever holds the link being followed
+  std::size_t count = 0;
+  for (const detail::DeferredNode* node = head; node != nullptr;) {
+    if (!arena_holds(node, sizeof(detail::DeferredNode))) return {CheckFailure::DeferredOutOfBounds, from};
+    if (detail::addr(node) % alignof(detail::DeferredNode) != 0) return {CheckFailure::DeferredMisaligned, from};
+    // The nodes before this one, already validated: a repeat closes a cycle.
+    const detail::DeferredNode* earlier = head;
+    for (std::size_t i = 0; i < count; ++i, earlier = earlier->next) {
+      if (earlier == node) return {CheckFailure::DeferredCycle, node};
+    }
+    // Sound: in the arena and aligned (above); its 16 bytes are the queue's
+    // (addressable under ASan until drained, see the top of this file).
+    const detail::DeferredNode copy = *node;
+    const std::size_t size = detail::untag_free_size(copy.block_size);
+    const bool tagged = !detail::kHardening || detail::is_free_word(copy.block_size);
+    if (!tagged || size < sizeof(detail::DeferredNode) || size % 8 != 0 || !arena_holds(node, size)) {
+      return {CheckFailure::DeferredBadSize, node};
+    }
+    earlier = head;
+    for (std::size_t i = 0; i < count; ++i, earlier = earlier->next) {
+      if (overlap(node, size, earlier, detail::untag_free_size(earlier->block_size))) {
+        return {CheckFailure::DeferredOverlap, node};
+      }
+    }
+    bool on_free_space = false;
+    backend_.for_each_hole([&](const std::byte* start, std::size_t length) {
+      on_free_space = on_free_space || overlap(node, size, start, length);
+    });
+    if (on_free_space) return {CheckFailure::DeferredOverlap, node};
+    bytes += size;  // no overflow: the blocks are disjoint and in the arena
+    ++count;
+    from = node;
+    node = copy.next;
+  }
+  return {};
 }
 
 Result<void*> Heap::Guard::try_alloc_raw(Layout layout) noexcept {
@@ -425,7 +495,24 @@ Heap* Heap::owner_of(void* payload, Layout layout) noexcept {
       detail::report_fault(FaultKind::DoubleFree, payload, detail::header_heap_unchecked(word));
       return nullptr;
     }
-    if (detail::is_free_word(word)) {  // a queued or free block's node (hardening.hpp)
+    // A freed word: the scrub, or what the queue or a backend wrote over it
+    // (hardening.hpp). Else, for alignment <= 16, a node's link may lie on the
+    // header word (first fit's or the queue's next pointer): the node's first
+    // word, just before it, is then its tagged size, and the node spans the
+    // whole block (it starts at the block for alignment 16, 8 bytes before it
+    // for alignment <= 8). Only a word shaped like a link leads to that second
+    // read, and no single changed byte turns a live header into one (its tag
+    // and check bits would both have to go), so a smashed header is never
+    // taken for a double free this way. The word before lies in the same
+    // 16-byte block for alignment 16; for alignment <= 8 it is the word before
+    // the header word (see README, Limits).
+    const auto node_before = [&]() {
+      // asan_load: see above (the word may be poisoned free space).
+      const std::uint64_t before = detail::asan_load(detail::header_slot(payload) - 1);
+      const std::size_t spans = key.block_size + (layout.align <= detail::kHeaderSize ? detail::kHeaderSize : 0);
+      return detail::is_free_word(before) && detail::untag_free_size(static_cast<std::size_t>(before)) >= spans;
+    };
+    if (detail::is_freed_word(word) || (layout.align <= 16 && detail::is_link_word(word) && node_before())) {
       detail::report_fault(FaultKind::DoubleFree, payload, nullptr);
       return nullptr;
     }

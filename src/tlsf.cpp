@@ -6,6 +6,7 @@
 #include <new>
 
 #include "mnemos/detail/asan.hpp"
+#include "mnemos/detail/hardening.hpp"
 
 namespace mnemos::detail {
 
@@ -13,16 +14,37 @@ namespace {
 
 // A free block's metadata, as byte offsets into it (all 32-bit granule counts
 // or indices; index 0 means "none"):
-//   listed (>= 2 granules):  [ size | next | prev | ... | tag ]
-//                              +0     +4     +8           last 4 bytes
-//   fragment (1 granule):    [ size | tag ]
-// The size is always at +0 and the tag always in the last 4 bytes, so a
-// neighbour's size is read the same way whatever its kind; in a 16-byte block
-// the four fields fill it exactly.
+//   2 granules:            [ size | ---- | next | prev ]
+//                            +0     +4     +8     +12
+//   3 or more granules:    [ size | ---- | next | HALF | prev | ... | tag ]
+//                            +0     +4     +8     +12    +16         last 4 bytes
+//   fragment (1 granule):  [ size | tag ]
+// The size is always at +0, so a neighbour's size is read the same way
+// whatever its kind. The tag (the size again) is in the last 4 bytes, except
+// in a 2-granule block, whose +12 holds prev: its size is known from the
+// marks instead (both of its granules are marked; see deallocate_impl()).
+// Why this shape (tlsf.hpp, "Misuse detection"): the high half (+4) of every
+// word that can be a freed block's header position is never written, or
+// holds kFreeHalfTag (HALF, +12, written under MNEMOS_HARDENING), so the
+// freed scrub's high half survives under the low-half fields. prev sits at
+// +16 in longer blocks for the same reason; a list holds blocks of one class
+// and class 2 holds exactly the 2-granule blocks, so every list operation
+// knows which offset its neighbours use (prev_at()).
+// That is the layout under MNEMOS_HARDENING; without it, the compact one:
+// [ size | next | prev | ... | tag ] at +0, +4, +8 and the last 4 bytes, the
+// tag in every block (Tlsf::kNextAt, kPrevAt*).
 constexpr std::size_t kSize = 0;
-constexpr std::size_t kNext = 4;
-constexpr std::size_t kPrev = 8;
+constexpr std::size_t kNext = Tlsf::kNextAt;
+constexpr std::size_t kHalf = 12;
 constexpr std::size_t kTag = Tlsf::kGranule - 4;  // offset in the last granule
+// The class of 2-granule blocks (class_of(2): level 0 is one granule wide).
+constexpr unsigned kTwoGranuleClass = 2;
+// Where prev lives in the blocks of class c. Branch-free.
+constexpr std::size_t prev_at(unsigned c) noexcept {
+  return c == kTwoGranuleClass ? Tlsf::kPrevAtTwo : Tlsf::kPrevAtLong;
+}
+// Whether a 2-granule block keeps its end tag (the compact layout does).
+constexpr bool kTwoGranuleTag = Tlsf::kPrevAtTwo != Tlsf::kGranule + kTag;
 
 // Every metadata field is a std::uint32_t object that store32 creates in the
 // arena bytes (ending whatever object the bytes held before: the block is the
@@ -129,7 +151,7 @@ bool Tlsf::init(std::byte* start, std::size_t size) noexcept {
   if (g < kMinBlock / kGranule) return false;
   fl_count_ = first_level(class_of(g)) + 1;
 
-  // Region layout:  [ marks ][ heads ][ unused ][ scratch 0, 1 ][ blocks: g granules ]
+  // Region layout:  [ marks ][ heads ][ unused ][ scratch 0..2 ][ blocks: g granules ]
   //                 ^start + lead                ^base_          ^at(kFirst)         ^end_
   std::byte* const meta = start + lead;
   // Sound: meta is granule-aligned (>= alignof(Word)), mark_bytes fit before
@@ -142,10 +164,10 @@ bool Tlsf::init(std::byte* start, std::size_t size) noexcept {
   // and every head starts empty (0).
   heads_ = ::new (static_cast<void*>(meta + mark_bytes)) std::uint32_t[fl_count_ * kSlCount]();
   end_ = meta + (total << kGranuleShift);  // <= start + size
-  // Granules 0 and 1, just below the first block, are reserved (blocks_with):
+  // Granules 0 to 2, just below the first block, are reserved (blocks_with):
   // index 0 means "none" in the lists, and the list operations write the
-  // link of a missing neighbour there (+4 or +8) instead of branching, so it
-  // is scratch that is written but never read. Neither is ever marked.
+  // link of a missing neighbour there (+8, +12 or +16) instead of branching,
+  // so it is scratch that is written but never read. None is ever marked.
   base_ = end_ - ((g + kFirst) << kGranuleShift);
   granules_ = g;
   link(kFirst, g);  // [ one free block: all g granules ]
@@ -195,16 +217,21 @@ MNEMOS_TLSF_INLINE void Tlsf::write_sizes(std::size_t k, std::size_t g) noexcept
 
 MNEMOS_TLSF_INLINE void Tlsf::link(std::size_t k, std::size_t g) noexcept {
   const unsigned c = class_of(g);
+  const std::size_t prev = prev_at(c);
   std::uint32_t& h = head(c);  // first_level(c) < fl_count_: g <= granules_
   const std::uint32_t old = h;
   std::byte* const node = at(k);
-  // Sound: g >= 2, so [k, k + g) holds the size, the two links (bytes 0..11)
-  // and, in its last 4 bytes (>= 12), the tag.
+  // Sound: g >= 2, so [k, k + g) holds the size, next and prev (bytes 0..15,
+  // or 0..19 when g >= 3) and, in its last 4 bytes (>= 12), the tag. Order
+  // matters for g == 2: the tag and HALF land on +12, and prev, written
+  // last, overwrites them (such a block's size is known from its marks).
   write_sizes(k, g);
+  if constexpr (kHardening) store32(node + kHalf, kFreeHalfTag);
   store32(node + kNext, old);
-  store32(node + kPrev, 0);
-  // Sound: the old head is a free block, or 0, the scratch granules.
-  store32(at(old) + kPrev, k);
+  store32(node + prev, 0);
+  // Sound: the old head is a free block of the same class, or 0, the
+  // scratch granules (which hold prev at +12 or +16: kFirst is 3).
+  store32(at(old) + prev, k);
   h = static_cast<std::uint32_t>(k);  // k <= kMaxGranules < 2^30
   sl_bitmap_[first_level(c)] |= std::uint32_t{1} << (c & (kSlCount - 1));
   fl_bitmap_ |= std::uint32_t{1} << first_level(c);
@@ -228,15 +255,16 @@ MNEMOS_TLSF_INLINE void Tlsf::clear_if_empty(unsigned c, bool empty) noexcept {
 }
 
 MNEMOS_TLSF_INLINE void Tlsf::unlink(std::size_t k, std::size_t g) noexcept {
+  const unsigned c = class_of(g);
+  const std::size_t at_prev = prev_at(c);
   const std::byte* const node = at(k);
   const std::uint32_t next = load32(node + kNext);
-  const std::uint32_t prev = load32(node + kPrev);
+  const std::uint32_t prev = load32(node + at_prev);
   //   [ prev ] <-> [ k ] <-> [ next ]   becomes   [ prev ] <-> [ next ]
-  // Sound: next and prev are free blocks of the same list, or 0, the scratch
-  // granules (written, never read), so no branch is needed.
-  store32(at(next) + kPrev, prev);
+  // Sound: next and prev are free blocks of the same list (so of class c),
+  // or 0, the scratch granules (written, never read), so no branch is needed.
+  store32(at(next) + at_prev, prev);
   store32(at(prev) + kNext, next);
-  const unsigned c = class_of(g);
   std::uint32_t& h = head(c);
   h = h == k ? next : h;  // k is the head iff prev == 0
   clear_if_empty(c, h == 0);
@@ -245,7 +273,7 @@ MNEMOS_TLSF_INLINE void Tlsf::unlink(std::size_t k, std::size_t g) noexcept {
 MNEMOS_TLSF_INLINE void Tlsf::pop(unsigned c, std::size_t k) noexcept {
   // k is the head of c: the same as unlink() with prev == 0, class known.
   const std::uint32_t next = load32(at(k) + kNext);
-  store32(at(next) + kPrev, 0);  // Sound: a free block, or the scratch granules
+  store32(at(next) + prev_at(c), 0);  // Sound: a free block of class c, or the scratch granules
   head(c) = next;
   clear_if_empty(c, next == 0);
 }
@@ -345,16 +373,22 @@ void Tlsf::deallocate_impl(void* p, std::size_t size, Probe& step) noexcept {
   std::size_t first = k;
   std::size_t total = g;
   // Granule k - 1 is marked iff the block ending at p is free, and then it is
-  // that block's last granule, whose tag holds its size. (k - 1 >= 1: the
-  // scratch granule 1 is never marked.) A fragment neighbour is merged the
-  // same way but is in no list, so there is nothing to unlink.
+  // that block's last granule, whose tag holds its size, unless the block is
+  // 2 granules long (its +12 holds prev): then granule k - 2, its first, is
+  // marked too, which no other size allows (k - 2 of a fragment would be a
+  // free neighbour touching it; of a longer block, an inner granule). (k - 2
+  // >= 1: scratch granules are never marked.) A fragment neighbour is merged
+  // the same way but is in no list, so there is nothing to unlink.
   //   before: [ prev (free) ][ freed (g) ][ next (free) ]
   //   after:  [ one free block: prev + g + next          ]
   // Marks: the first of prev (or k) and the last of next (or k + g - 1) end
   // up set, the inner ones (k - 1, k + g) cleared.
   step();
   if (marked(k - 1)) {
-    const std::size_t pg = load32(at(k - 1) + kTag);  // a free block's tag: written by file()
+    // A free block's tag (written by file()), or prev of a 2-granule block:
+    // the load is in bounds either way, and the mark picks.
+    const std::size_t tag = load32(at(k - 1) + kTag);
+    const std::size_t pg = !kTwoGranuleTag && marked(k - 2) ? 2 : tag;
     step();
     if (pg >= kMinBlock / kGranule) unlink(k - pg, pg);
     first = k - pg;
@@ -429,10 +463,15 @@ CheckReport Tlsf::check() const noexcept {
   }
   const std::size_t e = end_index();
   constexpr std::size_t kMinGranules = kMinBlock / kGranule;
-  // A list node needs its first two granules (size, next, prev) in the arena.
-  const auto node_in_bounds = [e](std::size_t i) { return i >= kFirst && i + 1 < e; };
+  // A list node of class c needs the granules up to its prev field (+12 or
+  // +16) in the arena.
+  const auto node_in_bounds = [e](std::size_t i, unsigned c) {
+    return i >= kFirst && i + prev_at(c) / kGranule < e;
+  };
   // The scratch granules, the sentinel and anything past it are never marked.
-  if (marked(0) || marked(1)) return {CheckFailure::HoleOutOfBounds, arena_begin()};
+  for (std::size_t k = 0; k < kFirst; ++k) {
+    if (marked(k)) return {CheckFailure::HoleOutOfBounds, arena_begin()};
+  }
   if (next_mark(e) != e + 1) return {CheckFailure::HoleOutOfBounds, end_};
 
   // 1. The arena in address order: free blocks (a pair of marks, or one mark
@@ -453,23 +492,25 @@ CheckReport Tlsf::check() const noexcept {
       if (m < last) return {CheckFailure::HoleOverlap, where};
       if (m != last) return {CheckFailure::HoleBadSize, where};  // the end mark is missing
     }
-    if (load32(at(last) + kTag) != s) return {CheckFailure::HoleBadSize, where};
+    // A 2-granule block has no tag (its +12 holds prev); its two marks say it.
+    if ((kTwoGranuleTag || s != 2) && load32(at(last) + kTag) != s) return {CheckFailure::HoleBadSize, where};
     if (s >= kMinGranules) {
       // Linked into the list of its class, with consistent links both ways.
       const unsigned c = class_of(s);  // first_level(c) < fl_count_: s <= granules_
+      const std::size_t at_prev = prev_at(c);
       const std::size_t next = load32(at(k) + kNext);
-      const std::size_t prev = load32(at(k) + kPrev);
+      const std::size_t prev = load32(at(k) + at_prev);
       if (prev == 0) {
         if (head(c) != k) return {CheckFailure::HoleUnordered, where};
       } else {
-        if (!node_in_bounds(prev)) return {CheckFailure::HoleOutOfBounds, where};
+        if (!node_in_bounds(prev, c)) return {CheckFailure::HoleOutOfBounds, where};
         if (!marked(prev)) return {CheckFailure::HoleMisaligned, where};
         if (load32(at(prev) + kNext) != k) return {CheckFailure::HoleUnordered, where};
       }
       if (next != 0) {
-        if (!node_in_bounds(next)) return {CheckFailure::HoleOutOfBounds, where};
+        if (!node_in_bounds(next, c)) return {CheckFailure::HoleOutOfBounds, where};
         if (!marked(next)) return {CheckFailure::HoleMisaligned, where};
-        if (load32(at(next) + kPrev) != k) return {CheckFailure::HoleUnordered, where};
+        if (load32(at(next) + at_prev) != k) return {CheckFailure::HoleUnordered, where};
       }
       ++count;
       listable += s;
@@ -497,11 +538,11 @@ CheckReport Tlsf::check() const noexcept {
       std::size_t prev = 0;
       for (std::size_t i = h; i != 0;) {
         const void* const from = prev == 0 ? static_cast<const void*>(this) : at(prev);
-        if (!node_in_bounds(i)) return {CheckFailure::HoleOutOfBounds, from};
+        if (!node_in_bounds(i, fl * kSlCount + sl)) return {CheckFailure::HoleOutOfBounds, from};
         const void* const where = at(i);
         if (!marked(i)) return {CheckFailure::HoleMisaligned, where};
         if (++listed > count) return {CheckFailure::HoleUnordered, where};
-        if (load32(at(i) + kPrev) != prev) return {CheckFailure::HoleUnordered, where};
+        if (load32(at(i) + prev_at(fl * kSlCount + sl)) != prev) return {CheckFailure::HoleUnordered, where};
         const std::size_t s = block_granules(i);
         if (s < kMinGranules) return {CheckFailure::HoleBadSize, where};
         if (s > e - i) return {CheckFailure::HoleOutOfBounds, where};

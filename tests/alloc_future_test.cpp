@@ -269,6 +269,46 @@ TEST_P(AllocFutures, AlreadyStoppedTokenIsCancelledAtFirstPoll) {
   test::expect_pristine(heap);
 }
 
+TEST_P(AllocFutures, ASecondWithReplacesTheTokenAndAMovedFutureKeepsIt) {
+  Region region(4096);
+  Heap& heap = make_heap(region);
+  std::vector<void*> blocks = fill(heap, kSlot);
+  const std::vector<void*> plugs = test::plug(heap);
+  std::stop_source first, second;
+  Flag flag;
+  auto made = heap.alloc<Msg>(7, 8).with(first.get_token()).with(second.get_token());
+  auto fut = std::move(made);  // before the first poll: the token moves with it
+  EXPECT_FALSE(fut.poll(flag.waker()));
+  first.request_stop();  // replaced: no effect
+  EXPECT_EQ(flag.calls, 0);
+  second.request_stop();
+  EXPECT_EQ(flag.calls, 1);
+  EXPECT_EQ(fut.poll(flag.waker())->error(), Error::Cancelled);
+  for (void* b : blocks) Heap::free_raw(b, kSlot);
+  test::free_all(plugs, test::kPlug);
+  test::expect_pristine(heap);
+}
+
+TEST_P(AllocFutures, AStopAfterThePendingFutureIsGoneCallsNothing) {
+  Region region(4096);
+  Heap& heap = make_heap(region);
+  std::vector<void*> blocks = fill(heap, kSlot);
+  const std::vector<void*> plugs = test::plug(heap);
+  std::stop_source source;
+  Flag flag;
+  {
+    auto fut = heap.alloc<Msg>(7, 8).with(source.get_token());
+    EXPECT_FALSE(fut.poll(flag.waker()));
+    EXPECT_EQ(heap.stats().waiters, 1u);
+  }  // destroyed pending: the stop callback is unregistered with it
+  EXPECT_EQ(heap.stats().waiters, 0u);
+  source.request_stop();
+  EXPECT_EQ(flag.calls, 0);
+  for (void* b : blocks) Heap::free_raw(b, kSlot);
+  test::free_all(plugs, test::kPlug);
+  test::expect_pristine(heap);
+}
+
 TEST_P(AllocFutures, ParksWhenTheLockIsBusyAndTheReleaseServesIt) {
   Region region(4096);
   Heap& heap = make_heap(region);

@@ -1,15 +1,18 @@
 // API-contract misuse that must abort rather than corrupt: Result accessors on
 // the wrong alternative, moving a polled (pinned) future, polling a future
-// whose value was already taken, and await_resume without a wake. Each is a
+// whose value was already taken, await_resume without a wake, and an exception
+// escaping a Task. Each is a
 // death test; coverage builds flush the child's profile on SIGABRT
 // (coverage_flush_on_abort.cpp).
 #include <gtest/gtest.h>
 
 #include <optional>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
 #include "mnemos/alloc.hpp"
+#include "mnemos/executor.hpp"
 #include "test_support.hpp"
 
 namespace mnemos {
@@ -118,6 +121,24 @@ TEST_F(ContractDeathTest, AwaitResumeWithoutAWakeAborts) {
   ASSERT_FALSE(fut.poll(wakes.waker()).has_value());
   EXPECT_DEATH((void)fut.await_resume(), "");
   EXPECT_EQ(wakes.calls, 0);
+}
+
+// Tasks have no exception channel: an exception escaping a task's body aborts
+// (the promise's unhandled_exception), even in a build with exceptions on.
+Task<int> fails_if(bool fail) {
+  if (fail) throw std::runtime_error("escapes the task");
+  co_return 1;
+}
+
+TEST_F(ContractDeathTest, AnExceptionEscapingATaskAborts) {
+  Executor ok;
+  EXPECT_EQ(ok.block_on(fails_if(false)), 1);
+  EXPECT_DEATH(
+      {
+        Executor executor;
+        (void)executor.block_on(fails_if(true));
+      },
+      "");
 }
 
 }  // namespace

@@ -36,6 +36,20 @@ TEST_P(FaultDeathTest, DoubleFreeNamesTheBlockAndTheHeap) {
                line(std::string("double free of ") + kHex + " \\(heap " + kHex + "\\)"));
 }
 
+// A small block: the backend's free-list node lies on the header word, whose
+// freed pattern names no heap.
+TEST_P(FaultDeathTest, DoubleFreeOfASmallBlockSaysTheHeapIsUnknown) {
+  Region region(4096);
+  Heap& heap = make_heap(region);
+  void* a = *heap.try_alloc_raw(test::kPlug);
+  void* p = *heap.try_alloc_raw(test::kPlug);
+  void* b = *heap.try_alloc_raw(test::kPlug);
+  Heap::free_raw(p, test::kPlug);
+  EXPECT_DEATH(Heap::free_raw(p, test::kPlug), line(std::string("double free of ") + kHex + " \\(heap unknown\\)"));
+  Heap::free_raw(a, test::kPlug);
+  Heap::free_raw(b, test::kPlug);
+}
+
 TEST_P(FaultDeathTest, ForeignPointer) {
   Region region(4096);
   make_heap(region);

@@ -18,6 +18,11 @@ struct first_fit_test_access {
   static void set_head(FirstFit& ff, std::byte* target) {
     ff.head_.next = reinterpret_cast<FirstFit::Hole*>(target);
   }
+  // carve() only computes with the hole's address (it reads no memory).
+  static bool carve(std::uintptr_t hole, std::size_t hole_size, std::size_t size, std::size_t align) {
+    FirstFit::Carve out{};
+    return FirstFit::carve(hole, hole_size, size, align, out);
+  }
 };
 
 namespace {
@@ -89,6 +94,15 @@ TEST(FirstFitEdge, AnAlignmentNoHoleCanMeetIsRefused) {
   EXPECT_FALSE(ff.fits_when_empty(16, huge));
   EXPECT_EQ(ff.free_bytes(), 256u);
   EXPECT_TRUE(ff.check().ok());
+}
+
+// A hole at the very top of the address space, and an alignment whose next
+// multiple past the hole's front padding lies beyond UINTPTR_MAX: carve()
+// refuses it instead of wrapping around to a start near address 0.
+TEST(FirstFitEdge, CarveRefusesAnAlignedStartThatWouldWrap) {
+  const std::uintptr_t top = UINTPTR_MAX - 55;  // granule-aligned; ends at UINTPTR_MAX - 7
+  EXPECT_FALSE(first_fit_test_access::carve(top, 48, 16, 4096));
+  EXPECT_TRUE(first_fit_test_access::carve(top, 48, 16, 8));  // the same hole, aligned enough
 }
 
 }  // namespace

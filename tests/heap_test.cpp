@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -394,5 +395,65 @@ TEST(HeapBackend, TlsfUsesAtLeast95PercentOfAMebibyte) {
   EXPECT_GE(static_cast<double>(used), 0.95 * (1 << 20));
   EXPECT_TRUE(heap.check().ok());
   for (auto& [p, l] : live) Heap::free_raw(p, l);
+  test::expect_pristine(heap);
+}
+
+// Move-assigning a guard releases the lock it held (draining that heap's
+// deferred frees), and takes over the other's; self-assignment and assigning
+// into a moved-from guard release nothing.
+TEST_P(HeapGuard, MoveAssignmentReleasesTheLockItHeldAndTakesOverTheOther) {
+  Region ra(4096);
+  Region rb(4096);
+  Heap& a = make_heap(ra);
+  Heap& b = make_heap(rb);
+  void* p = *a.try_alloc_raw(test::kPlug);
+  std::optional<Heap::Guard> ga = a.try_lock();
+  std::optional<Heap::Guard> gb = b.try_lock();
+  ASSERT_TRUE(ga && gb);
+  Heap::free_raw(p, test::kPlug);  // a is locked: queued
+  EXPECT_EQ(a.stats().deferred_pending, 1u);
+
+  *ga = std::move(*gb);
+  EXPECT_FALSE(heap_test_access::lock(a).is_locked());
+  EXPECT_EQ(a.stats().deferred_pending, 0u);  // drained on the way out
+  EXPECT_EQ(a.stats().allocated_bytes, 0u);
+  EXPECT_TRUE(heap_test_access::lock(b).is_locked());
+  EXPECT_EQ(&ga->heap(), &b);
+
+  Heap::Guard& same = *ga;
+  *ga = std::move(same);  // self-assignment: still b's lock
+  EXPECT_TRUE(heap_test_access::lock(b).is_locked());
+  EXPECT_EQ(&ga->heap(), &b);
+
+  *gb = std::move(*ga);  // into the moved-from guard: nothing to release first
+  EXPECT_TRUE(heap_test_access::lock(b).is_locked());
+  EXPECT_EQ(&gb->heap(), &b);
+  ga.reset();  // moved from: releases nothing
+  EXPECT_TRUE(heap_test_access::lock(b).is_locked());
+  gb.reset();
+  EXPECT_FALSE(heap_test_access::lock(b).is_locked());
+  test::expect_pristine(a);
+  test::expect_pristine(b);
+}
+
+// check() also verifies that the counters agree with the backend: a lost
+// update of allocated_bytes is a StatsMismatch naming the heap, through the
+// heap and through a guard alike.
+TEST_P(HeapStats, CheckFindsCountersThatDisagreeWithTheBackend) {
+  Region region(4096);
+  Heap& heap = make_heap(region);
+  void* p = *heap.try_alloc_raw(test::kPlug);
+  heap_test_access::skew_allocated_bytes(heap, 8);
+  const CheckReport report = heap.check();
+  EXPECT_EQ(report.failure, CheckFailure::StatsMismatch);
+  EXPECT_EQ(report.address, &heap);
+  {
+    std::optional<Heap::Guard> guard = heap.try_lock();
+    ASSERT_TRUE(guard.has_value());
+    EXPECT_EQ(guard->check().failure, CheckFailure::StatsMismatch);
+  }
+  heap_test_access::skew_allocated_bytes(heap, -8);
+  EXPECT_TRUE(heap.check().ok());
+  Heap::free_raw(p, test::kPlug);
   test::expect_pristine(heap);
 }

@@ -81,3 +81,12 @@ TEST(CheckReport, NamesEveryFailureAndOkMeansNone) {
                          "HoleOutOfBounds", "HoleBadSize", "HoleMisaligned", "FreeBytesMismatch", "StatsMismatch"};
   for (std::size_t i = 0; i < std::size(all); ++i) EXPECT_EQ(std::string_view(to_string(all[i])), names[i]);
 }
+
+TEST(Result, ConstAccessReadsTheValue) {
+  const Result<int> ok = 7;
+  EXPECT_EQ(*ok, 7);
+  EXPECT_EQ(ok.value(), 7);
+  const Result<std::unique_ptr<int>> p = std::make_unique<int>(3);
+  EXPECT_EQ(*p->get(), 3);
+  EXPECT_EQ(**p, 3);
+}

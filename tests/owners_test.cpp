@@ -324,3 +324,17 @@ TEST_P(Owners, ErrorsComeBackAsValues) {
   EXPECT_EQ(calls, 0);
   test::expect_pristine(heap);
 }
+
+// A full heap: each owner's allocation reports NoMemory and constructs nothing.
+TEST_P(Owners, NoMemoryComesBackFromEveryOwnerWhenFull) {
+  Region region(4096);
+  Heap& heap = make_heap(region);
+  const std::vector<void*> plugs = test::plug(heap);
+  ASSERT_FALSE(plugs.empty());
+  EXPECT_EQ(heap.try_alloc_arc<Tracked>(1).error(), Error::NoMemory);
+  EXPECT_EQ(heap.try_alloc<int>(1).error(), Error::NoMemory);
+  EXPECT_EQ(heap.try_alloc_array<int>(4).error(), Error::NoMemory);
+  EXPECT_EQ(heap.try_alloc_fixed_vec<int>(4).error(), Error::NoMemory);
+  test::free_all(plugs, test::kPlug);
+  test::expect_pristine(heap);
+}

@@ -22,7 +22,19 @@ struct heap_test_access {
   static const detail::HeapLock& lock(const Heap& heap) { return heap.lock_; }
   // Attaches (or, with nullptr, detaches) a fault-injection schedule
   // (detail/fault_injection.hpp). Only while no other thread uses the heap.
-  static void inject(Heap& heap, detail::AllocFailSchedule* schedule) { heap.fail_schedule_ = schedule; }
+  static void inject(Heap& heap, detail::AllocFailSchedule* schedule) { heap.backend_.attach_fail_schedule(schedule); }
+  // The wait queue, to hold its lock as another context would (lock() here,
+  // then release_wait_queue(): the holder's release, service requests honoured).
+  static detail::WaitQueue& waiters(Heap& heap) { return heap.waiters_; }
+  static void release_wait_queue(Heap& heap) { heap.release_wait_queue(); }
+  // Skews the allocated-bytes counter (a lost update), for check()'s StatsMismatch.
+  static void skew_allocated_bytes(Heap& heap, std::ptrdiff_t by) {
+    if (by >= 0) {
+      heap.allocated_bytes_.add(static_cast<std::size_t>(by));
+    } else {
+      heap.allocated_bytes_.sub(static_cast<std::size_t>(-by));
+    }
+  }
 };
 
 // How gtest prints a Backend parameter (found by ADL).

@@ -23,9 +23,10 @@ struct tlsf_test_access {
   static std::byte* at(const Tlsf& t, std::size_t k) { return t.at(k); }
   static std::size_t end_index(const Tlsf& t) { return t.end_index(); }
   static bool marked(const Tlsf& t, std::size_t k) { return t.marked(k); }
-  // Fields of a free block: size +0, next +4, prev +8 (granule indices).
-  static void set_next(std::byte* block, std::uint32_t k) { std::memcpy(block + 4, &k, sizeof k); }
-  static void set_prev(std::byte* block, std::uint32_t k) { std::memcpy(block + 8, &k, sizeof k); }
+  // Fields of a free block (granule indices): size +0, next and prev (of a
+  // block of 3 granules or more) where Tlsf keeps them (src/tlsf.cpp).
+  static void set_next(std::byte* block, std::uint32_t k) { std::memcpy(block + Tlsf::kNextAt, &k, sizeof k); }
+  static void set_prev(std::byte* block, std::uint32_t k) { std::memcpy(block + Tlsf::kPrevAtLong, &k, sizeof k); }
   static void set_size(std::byte* block, std::uint32_t g) { std::memcpy(block + 0, &g, sizeof g); }
   // The end tag of a one-granule block lies in that same granule (+4).
   static void set_tag_of_single(std::byte* granule, std::uint32_t g) { std::memcpy(granule + 4, &g, sizeof g); }
@@ -38,7 +39,7 @@ struct tlsf_test_access {
   }
   static std::uint32_t prev_of(const std::byte* block) {
     std::uint32_t k;
-    std::memcpy(&k, block + 8, sizeof k);
+    std::memcpy(&k, block + Tlsf::kPrevAtLong, sizeof k);
     return k;
   }
   static void set_free_bytes(Tlsf& t, std::size_t n) { t.free_ = n; }

@@ -37,11 +37,12 @@ struct tlsf_test_access {
     return v;
   }
   static void store(std::byte* p, std::uint32_t v) { std::memcpy(p, &v, sizeof v); }
-  // Fields of the free block starting at `block`: size +0, next +4, prev +8;
+  // Fields of the free block starting at `block` (src/tlsf.cpp): size +0,
+  // next and prev (of a block of 3 granules or more) where Tlsf keeps them;
   // the end tag is in the last 4 bytes of its last granule.
   static void set_size(std::byte* block, std::uint32_t g) { store(block + 0, g); }
-  static void set_next(std::byte* block, std::uint32_t k) { store(block + 4, k); }
-  static void set_prev(std::byte* block, std::uint32_t k) { store(block + 8, k); }
+  static void set_next(std::byte* block, std::uint32_t k) { store(block + Tlsf::kNextAt, k); }
+  static void set_prev(std::byte* block, std::uint32_t k) { store(block + Tlsf::kPrevAtLong, k); }
   static void set_tag(std::byte* last_granule, std::uint32_t g) { store(last_granule + G - 4, g); }
   static std::size_t end_index(const Tlsf& t) { return t.end_index(); }
 

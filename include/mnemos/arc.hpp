@@ -1,4 +1,5 @@
-// Arc<T>: a shared, atomically counted owner of one T in a mnemos heap.
+/// @file
+/// @brief Arc<T>: a shared, atomically counted owner of one T in a mnemos heap.
 #pragma once
 
 #include <cstddef>
@@ -13,7 +14,7 @@
 namespace mnemos {
 
 namespace detail {
-// The one block an Arc lives in: the count beside the value (one allocation).
+/// The one block an Arc lives in: the count beside the value (one allocation).
 template <class T>
 struct ArcInner {
   // T(args...) when T has such a constructor, else aggregate T{args...} (C++20's
@@ -29,36 +30,53 @@ struct ArcInner {
 };
 }  // namespace detail
 
-// Copies share the T; the last one destroyed runs ~T() once and frees the block
-// through its header, from any thread. Copy and destruction are one atomic RMW.
+/// A shared, atomically counted owner of one T in a mnemos heap
+/// (Heap::try_alloc_arc<T>, Heap::alloc_arc<T>).
+///
+/// Copies share the T; the last one destroyed runs ~T() once and frees the block
+/// through its header, from any thread. Copy and destruction are one atomic RMW.
+/// The count lives in the same block as the T (one allocation).
 template <class T>
 class Arc {
   using Inner = detail::ArcInner<T>;
 
  public:
+  /// Adopts `inner`, constructed (count 1) in a block allocated for
+  /// block_layout(). Used by the allocation functions.
   Arc(detail::Adopt, Inner* inner) noexcept : inner_(inner) {}
+  /// Shares `other`'s T: one relaxed atomic increment (none when empty).
   Arc(const Arc& other) noexcept : inner_(other.inner_) {
     // relaxed: a new reference is made from an existing one, which keeps the
     // count above zero; no other memory is published by the increment.
     if (inner_ != nullptr) inner_->strong.fetch_add(1, detail::mo_relaxed);
   }
+  /// Takes `other`'s reference (no atomic); `other` is left empty.
   Arc(Arc&& other) noexcept : inner_(std::exchange(other.inner_, nullptr)) {}
+  /// Replaces this reference with `other` (copy or move); the old one is
+  /// released as by the destructor.
   Arc& operator=(Arc other) noexcept {
     std::swap(inner_, other.inner_);
     return *this;
   }
+  /// Drops this reference (one acq_rel atomic decrement); the last one runs
+  /// ~T() and frees the block, from any thread or interrupt handler.
   ~Arc() { release(); }
 
+  /// The shared T. Precondition: not empty.
   T& operator*() const noexcept { return inner_->value; }
+  /// The shared T's address. Precondition: not empty.
   T* operator->() const noexcept { return &inner_->value; }
+  /// The shared T's address, or nullptr when empty.
   T* get() const noexcept { return inner_ != nullptr ? &inner_->value : nullptr; }
+  /// True unless empty (moved from).
   explicit operator bool() const noexcept { return inner_ != nullptr; }
 
-  // A racy snapshot of the number of owners (0 for an empty Arc).
+  /// A racy snapshot of the number of owners (0 for an empty Arc).
   std::size_t use_count() const noexcept {
     return inner_ != nullptr ? inner_->strong.load(detail::mo_relaxed) : 0;
   }
 
+  /// The layout of the one block an Arc<T> lives in: the count beside the T.
   static constexpr Layout block_layout() noexcept { return Layout::of<Inner>(); }
 
  private:

@@ -1,30 +1,31 @@
-// Executor: a small single-threaded run loop for Task<T> coroutines.
-//
-// For tests, examples and simple firmware main loops. One thread (the
-// executor's thread) spawns tasks and runs the loop; any thread or interrupt
-// handler may make a parked coroutine runnable again through schedule() or a
-// Waker from waker_for(). Resumption then happens on the executor's thread,
-// from its run loop, never inline on the waking thread.
-//
-// The run queue is intrusive and allocation-free: a ScheduleNode lives inside
-// whatever is waiting (an awaiter in a coroutine frame, or a root task's
-// promise), and schedule() pushes it onto a Treiber stack whose head is one
-// atomic word. The run loop detaches the whole stack at once and reverses it,
-// so coroutines resume in the order schedule() was called (FIFO). With a
-// single consumer that always takes everything there is no ABA problem.
-//
-// Roots: spawn() takes ownership of a Task<void>. When a root completes, its
-// frame is destroyed at once; ~Executor destroys (never resumes) the frames of
-// roots that have not completed.
-//
-// Blocking: run() sleeps when nothing is runnable but roots are pending, using
-// C++20 atomic wait/notify on the head word through the atomics shim (when the
-// shim's Atomic has no wait(), as under Relacy, it spins with
-// std::this_thread::yield instead). To make "notify only when someone sleeps"
-// exact without a StoreLoad fence, the sleeping run loop parks a sentinel in
-// the head word: both the sleep and every push are RMWs on that one word, so
-// they are totally ordered (see sleep_until_scheduled). On bare metal without
-// threads, call run_until_idle() from the main loop and sleep (WFI) yourself.
+/// @file
+/// @brief Executor: a small single-threaded run loop for Task<T> coroutines.
+///
+/// For tests, examples and simple firmware main loops. One thread (the
+/// executor's thread) spawns tasks and runs the loop; any thread or interrupt
+/// handler may make a parked coroutine runnable again through schedule() or a
+/// Waker from waker_for(). Resumption then happens on the executor's thread,
+/// from its run loop, never inline on the waking thread.
+///
+/// The run queue is intrusive and allocation-free: a ScheduleNode lives inside
+/// whatever is waiting (an awaiter in a coroutine frame, or a root task's
+/// promise), and schedule() pushes it onto a Treiber stack whose head is one
+/// atomic word. The run loop detaches the whole stack at once and reverses it,
+/// so coroutines resume in the order schedule() was called (FIFO). With a
+/// single consumer that always takes everything there is no ABA problem.
+///
+/// Roots: spawn() takes ownership of a Task<void>. When a root completes, its
+/// frame is destroyed at once; ~Executor destroys (never resumes) the frames of
+/// roots that have not completed.
+///
+/// Blocking: run() sleeps when nothing is runnable but roots are pending, using
+/// C++20 atomic wait/notify on the head word through the atomics shim (when the
+/// shim's Atomic has no wait(), as under Relacy, it spins with
+/// std::this_thread::yield instead). To make "notify only when someone sleeps"
+/// exact without a StoreLoad fence, the sleeping run loop parks a sentinel in
+/// the head word: both the sleep and every push are RMWs on that one word, so
+/// they are totally ordered (see sleep_until_scheduled). On bare metal without
+/// threads, call run_until_idle() from the main loop and sleep (WFI) yourself.
 #pragma once
 
 #include <cassert>
@@ -43,15 +44,17 @@ template <class T>
 class Task;
 class Executor;
 
-// Intrusive run-queue node. Lives inside whatever is waiting (an awaiter in a
-// coroutine frame): scheduling never allocates. Set `handle` before passing the
-// node to schedule() or waker_for(); the node must stay alive, and be
-// scheduled at most once, until its coroutine has been resumed (it may then be
-// reused for the next suspension).
+/// Intrusive run-queue node of an Executor.
+///
+/// Lives inside whatever is waiting (an awaiter in a coroutine frame):
+/// scheduling never allocates. Set `handle` before passing the node to
+/// schedule() or waker_for(); the node must stay alive, and be scheduled at most
+/// once, until its coroutine has been resumed (it may then be reused for the
+/// next suspension).
 struct ScheduleNode {
-  ScheduleNode* next = nullptr;     // link in the executor's stack; owned by it while queued
-  std::coroutine_handle<> handle;   // what the run loop resumes
-  Executor* executor = nullptr;     // set by waker_for(): a Waker has one context pointer, the node
+  ScheduleNode* next = nullptr;     ///< link in the executor's stack; owned by it while queued
+  std::coroutine_handle<> handle;   ///< what the run loop resumes
+  Executor* executor = nullptr;     ///< set by waker_for(): a Waker has one context pointer, the node
 };
 
 #if !MNEMOS_USE_RELACY
@@ -61,10 +64,10 @@ static_assert(detail::Atomic<ScheduleNode*>::is_always_lock_free);
 
 namespace detail {
 
-// Embedded in every Task promise (40 of its 64 bytes on a 64-bit target, plus
-// the result): the task's own run-queue node, whose `handle` is the task's
-// frame (used by spawn(), block_on() and the promise's resume_waker()), and,
-// for a spawned root, its links in the executor's list of pending roots.
+/// Embedded in every Task promise (40 of its 64 bytes on a 64-bit target, plus
+/// the result): the task's own run-queue node, whose `handle` is the task's
+/// frame (used by spawn(), block_on() and the promise's resume_waker()), and,
+/// for a spawned root, its links in the executor's list of pending roots.
 struct TaskHook {
   ScheduleNode node;
   TaskHook* prev = nullptr;
@@ -73,9 +76,9 @@ struct TaskHook {
 
 struct TaskFinalAwaiter;
 
-// Blocks while `a` holds `old`. C++20 atomic wait when the shim provides it,
-// otherwise a yield loop. Relaxed: the caller acquires what was published with
-// its own acquire RMW right after (Executor::take_all).
+/// Blocks while `a` holds `old`. C++20 atomic wait when the shim provides it,
+/// otherwise a yield loop. Relaxed: the caller acquires what was published with
+/// its own acquire RMW right after (Executor::take_all).
 template <class A, class T>
 void wait_while_equal(A& a, T old) noexcept {
   if constexpr (requires { a.wait(old, mo_relaxed); }) {
@@ -92,35 +95,42 @@ void notify_waiter(A& a) noexcept {
 
 }  // namespace detail
 
+/// A small single-threaded run loop for Task<T> coroutines.
+///
+/// One thread spawns and runs; any thread or interrupt handler makes a parked
+/// coroutine runnable through schedule() or a waker_for() Waker, and it resumes
+/// on the executor's thread, never inline on the waking one. More in the file
+/// comment of mnemos/executor.hpp.
 class Executor {
  public:
+  /// An executor with no task; no allocation.
   Executor() = default;
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
-  // Destroys the frames of root tasks that have not completed, never resuming
-  // them (their locals, and the child tasks they await, are destroyed too).
-  // Coroutines that are not roots and were scheduled but not run are dropped.
-  // No thread may call schedule() on this executor during or after this.
+  /// Destroys the frames of root tasks that have not completed, never resuming
+  /// them (their locals, and the child tasks they await, are destroyed too).
+  /// Coroutines that are not roots and were scheduled but not run are dropped.
+  /// No thread may call schedule() on this executor during or after this.
   ~Executor() {
     while (roots_ != nullptr) retire_root(*roots_);
   }
 
-  // Takes ownership of a root task that has not started and makes it runnable
-  // (after whatever is already queued). O(1), no allocation.
-  // Thread: the executor's thread (also from inside a running task).
-  // Defined in task.hpp, which needs Task complete.
+  /// Takes ownership of a root task that has not started and makes it runnable
+  /// (after whatever is already queued). O(1), no allocation.
+  /// Thread: the executor's thread (also from inside a running task).
+  /// Defined in task.hpp, which needs Task complete.
   void spawn(Task<void> task);
 
-  // Makes node->handle runnable on this executor. Lock-free push onto the
-  // intrusive stack: never allocates, never blocks; a CAS retries only when
-  // another push (or the run loop) changed the head meanwhile. Wakes run() if it
-  // sleeps. Thread: any thread or interrupt handler; this executor must outlive
-  // the call (including its return).
+  /// Makes node->handle runnable on this executor. Lock-free push onto the
+  /// intrusive stack: never allocates, never blocks; a CAS retries only when
+  /// another push (or the run loop) changed the head meanwhile. Wakes run() if it
+  /// sleeps. Thread: any thread or interrupt handler; this executor must outlive
+  /// the call (including its return).
   void schedule(ScheduleNode* node) noexcept {
-    assert(node != nullptr && node->handle);
     // relaxed: only the CAS's expected value; the CAS re-validates it.
     ScheduleNode* old = head_.load(detail::mo_relaxed);
+    assert(node != nullptr && node->handle);
     do {
       // The sentinel is not a node: replace it, never link to it.
       node->next = (old == &asleep_) ? nullptr : old;
@@ -135,25 +145,25 @@ class Executor {
     if (old == &asleep_) detail::notify_waiter(head_);
   }
 
-  // A Waker whose wake() calls schedule(node), from any thread or interrupt
-  // handler. Set node->handle first; the node must stay alive until its
-  // coroutine has been resumed. Hand the Waker to the waking thread through
-  // something that synchronizes (a lock, a release store): this writes
-  // node->executor on the calling thread. Thread: any (normally the executor's,
-  // inside await_suspend).
+  /// A Waker whose wake() calls schedule(node), from any thread or interrupt
+  /// handler. Set node->handle first; the node must stay alive until its
+  /// coroutine has been resumed. Hand the Waker to the waking thread through
+  /// something that synchronizes (a lock, a release store): this writes
+  /// node->executor on the calling thread. Thread: any (normally the executor's,
+  /// inside await_suspend).
   Waker waker_for(ScheduleNode* node) noexcept {
     node->executor = this;
     return Waker{&wake_node, node};
   }
 
-  // Resumes runnable coroutines in FIFO order of schedule() calls (spawned
-  // roots in spawn order) until none is runnable, including those made
-  // runnable meanwhile. Returns the number of resumptions. Never blocks.
-  // Thread: the executor's thread; not from inside a task of this executor.
+  /// Resumes runnable coroutines in FIFO order of schedule() calls (spawned
+  /// roots in spawn order) until none is runnable, including those made
+  /// runnable meanwhile. Returns the number of resumptions. Never blocks.
+  /// Thread: the executor's thread; not from inside a task of this executor.
   std::size_t run_until_idle() {
-    assert(current_ != this && "run loops of one executor must not nest");
-    Executor* const outer = std::exchange(current_, this);
     std::size_t resumed = 0;
+    Executor* const outer = std::exchange(current_, this);
+    assert(outer != this && "run loops of one executor must not nest");
     while (ScheduleNode* node = take_all()) {
       do {
         // Read both before resuming: the node lives in the coroutine's frame
@@ -169,27 +179,27 @@ class Executor {
     return resumed;
   }
 
-  // Runs until every spawned root has completed, sleeping whenever nothing is
-  // runnable (until schedule() is called from another thread). Returns the
-  // number of resumptions. Blocks forever if a pending root is never woken.
-  // Thread: the executor's thread.
+  /// Runs until every spawned root has completed, sleeping whenever nothing is
+  /// runnable (until schedule() is called from another thread). Returns the
+  /// number of resumptions. Blocks forever if a pending root is never woken.
+  /// Thread: the executor's thread.
   std::size_t run() {
     return run_while([this] { return pending_roots_ != 0; });
   }
 
-  // Runs `task` to completion on this executor and returns its result. The
-  // task is not a root (pending_roots() does not count it); spawned roots run
-  // too, and may still be pending afterwards. Sleeps like run(). No allocation.
-  // For tests and examples. Thread: the executor's thread, not from inside a
-  // task. Defined in task.hpp.
+  /// Runs `task` to completion on this executor and returns its result. The
+  /// task is not a root (pending_roots() does not count it); spawned roots run
+  /// too, and may still be pending afterwards. Sleeps like run(). No allocation.
+  /// For tests and examples. Thread: the executor's thread, not from inside a
+  /// task. Defined in task.hpp.
   template <class T>
   T block_on(Task<T> task);
 
-  // Spawned roots that have not completed. Thread: the executor's thread.
+  /// Spawned roots that have not completed. Thread: the executor's thread.
   std::size_t pending_roots() const noexcept { return pending_roots_; }
 
-  // The executor whose run loop is resuming a coroutine on this thread, or
-  // nullptr.
+  /// The executor whose run loop is resuming a coroutine on this thread, or
+  /// nullptr.
   static Executor* current() noexcept { return current_; }
 
  private:
@@ -210,11 +220,11 @@ class Executor {
   ScheduleNode* take_all() noexcept {
     // relaxed: a hint; the exchange below is what reads the nodes.
     if (head_.load(detail::mo_relaxed) == nullptr) return nullptr;
+    ScheduleNode* fifo = nullptr;
     // acquire: pairs with each schedule()'s release CAS (later pushes are RMWs,
     // so they continue the release sequence of earlier ones).
     ScheduleNode* lifo = head_.exchange(nullptr, detail::mo_acquire);
     assert(lifo != &asleep_ && "only a sleeping run loop parks the sentinel");
-    ScheduleNode* fifo = nullptr;
     while (lifo != nullptr) {  // reverse: the stack holds the newest first
       ScheduleNode* const next = lifo->next;
       lifo->next = fifo;

@@ -1,37 +1,44 @@
-// Task<T>: a lazily started, move-only coroutine that owns its frame.
-//
-//   Task<int> child() { co_return 42; }
-//   Task<void> parent() { int v = co_await child(); ... }
-//   executor.spawn(parent());  executor.run();
-//
-// `co_await task` starts the child by symmetric transfer and the child's
-// final_suspend transfers back to the awaiter, so chains of any length, and
-// loops of children that complete at once, run in constant stack. (Clang makes
-// each transfer a tail call at every -O level; GCC only when optimizing: at
-// -O0 every transfer still costs a stack frame, ~130 bytes on x86-64.)
-//
-// Every promise knows the Executor it runs on (promise.executor()): set by
-// Executor::spawn for a root, copied from the awaiting coroutine's promise when
-// a child is awaited, nullptr otherwise. Awaitables use it to resume on the
-// executor instead of inline on the waking thread, either with a node of their
-// own:
-//
-//   if constexpr (requires { h.promise().executor(); })
-//     if (Executor* ex = h.promise().executor()) waker = ex->waker_for(&node);
-//
-// or with the node the promise holds (one per task: a suspended task waits on
-// one thing at a time), empty when there is no executor:
-//
-//   if constexpr (requires { h.promise().resume_waker(); })
-//     if (Waker w = h.promise().resume_waker()) waker = w;
-//
-// An awaitable inside a task on an Executor should resume it through that
-// executor (waker_for / schedule). One that resumes it inline on another thread
-// runs the task there, and a root that then completes would retire itself off
-// the executor's thread: a data race on the executor's root list.
-//
-// No exceptions: unhandled_exception() aborts (the core builds with
-// -fno-exceptions).
+/// @file
+/// @brief Task<T>: a lazily started, move-only coroutine that owns its frame.
+///
+/// @code
+/// Task<int> child() { co_return 42; }
+/// Task<void> parent() { int v = co_await child(); ... }
+/// executor.spawn(parent());  executor.run();
+/// @endcode
+///
+/// `co_await task` starts the child by symmetric transfer and the child's
+/// final_suspend transfers back to the awaiter, so chains of any length, and
+/// loops of children that complete at once, run in constant stack. (Clang makes
+/// each transfer a tail call at every -O level; GCC only when optimizing: at
+/// -O0 every transfer still costs a stack frame, ~130 bytes on x86-64.)
+///
+/// Every promise knows the Executor it runs on (promise.executor()): set by
+/// Executor::spawn for a root, copied from the awaiting coroutine's promise when
+/// a child is awaited, nullptr otherwise. Awaitables use it to resume on the
+/// executor instead of inline on the waking thread, either with a node of their
+/// own:
+///
+/// @code
+/// if constexpr (requires { h.promise().executor(); })
+///   if (Executor* ex = h.promise().executor()) waker = ex->waker_for(&node);
+/// @endcode
+///
+/// or with the node the promise holds (one per task: a suspended task waits on
+/// one thing at a time), empty when there is no executor:
+///
+/// @code
+/// if constexpr (requires { h.promise().resume_waker(); })
+///   if (Waker w = h.promise().resume_waker()) waker = w;
+/// @endcode
+///
+/// An awaitable inside a task on an Executor should resume it through that
+/// executor (waker_for / schedule). One that resumes it inline on another thread
+/// runs the task there, and a root that then completes would retire itself off
+/// the executor's thread: a data race on the executor's root list.
+///
+/// No exceptions: unhandled_exception() aborts (the core builds with
+/// -fno-exceptions).
 #pragma once
 
 #include <cassert>
@@ -49,16 +56,16 @@ namespace mnemos {
 
 namespace detail {
 
-// What every Task promise shares: where to go on completion, the executor it
-// runs on, and its own run-queue node and root links (TaskHook).
+/// What every Task promise shares: where to go on completion, the executor it
+/// runs on, and its own run-queue node and root links (TaskHook).
 class TaskPromiseBase {
  public:
   std::suspend_always initial_suspend() const noexcept { return {}; }  // lazy start
   TaskFinalAwaiter final_suspend() const noexcept;
   [[noreturn]] void unhandled_exception() const noexcept { std::abort(); }
 
-  // The executor this task runs on, or nullptr (not spawned, and awaited by a
-  // coroutine that has none).
+  /// The executor this task runs on, or nullptr (not spawned, and awaited by a
+  /// coroutine that has none).
   Executor* executor() const noexcept { return executor_; }
 
  protected:
@@ -81,10 +88,10 @@ class TaskPromiseBase {
   TaskHook hook_;
 };
 
-// Suspends at the end and transfers to the awaiting coroutine (symmetric
-// transfer: no stack growth). A spawned root has none: it is retired instead.
-// A task run by block_on() has neither: it stays suspended here for block_on
-// to take its result.
+/// Suspends at the end and transfers to the awaiting coroutine (symmetric
+/// transfer: no stack growth). A spawned root has none: it is retired instead.
+/// A task run by block_on() has neither: it stays suspended here for block_on
+/// to take its result.
 struct TaskFinalAwaiter {
   bool await_ready() const noexcept { return false; }
 
@@ -110,10 +117,10 @@ class TaskPromise final : public TaskPromiseBase {
 
   Task<T> get_return_object() noexcept;
 
-  // A Waker that makes this task runnable on its executor through the
-  // promise's own ScheduleNode (no allocation), or an empty Waker when the task
-  // has no executor. Call from an await_suspend of this task; wake at most
-  // once per suspension, from any thread or interrupt handler.
+  /// A Waker that makes this task runnable on its executor through the
+  /// promise's own ScheduleNode (no allocation), or an empty Waker when the task
+  /// has no executor. Call from an await_suspend of this task; wake at most
+  /// once per suspension, from any thread or interrupt handler.
   Waker resume_waker() noexcept {
     return resume_waker_for(std::coroutine_handle<TaskPromise>::from_promise(*this));
   }
@@ -121,10 +128,9 @@ class TaskPromise final : public TaskPromiseBase {
   void return_value(T value) noexcept(std::is_nothrow_move_constructible_v<T>) {
     value_.emplace(std::move(value));
   }
-  // The result, moved out; once, after completion.
+  /// The result, moved out; once, after completion.
   T take() noexcept(std::is_nothrow_move_constructible_v<T>) {
-    assert(value_.has_value());
-    return std::move(*value_);
+    return assert(value_.has_value()), std::move(*value_);
   }
 
  private:
@@ -135,7 +141,7 @@ template <>
 class TaskPromise<void> final : public TaskPromiseBase {
  public:
   Task<void> get_return_object() noexcept;
-  // As TaskPromise<T>::resume_waker.
+  /// As TaskPromise<T>::resume_waker.
   Waker resume_waker() noexcept {
     return resume_waker_for(std::coroutine_handle<TaskPromise>::from_promise(*this));
   }
@@ -143,8 +149,8 @@ class TaskPromise<void> final : public TaskPromiseBase {
   void take() const noexcept {}
 };
 
-// `co_await task`: hands the child the awaiting coroutine (and its executor)
-// and starts it by symmetric transfer.
+/// `co_await task`: hands the child the awaiting coroutine (and its executor)
+/// and starts it by symmetric transfer.
 template <class T>
 struct TaskAwaiter {
   std::coroutine_handle<TaskPromise<T>> child;
@@ -168,14 +174,26 @@ struct TaskAwaiter {
 
 }  // namespace detail
 
+/// A lazily started, move-only coroutine that owns its frame (see the file
+/// comment): `co_await` it from another Task, Executor::spawn a Task<void>, or
+/// Executor::block_on it.
+///
+/// Created suspended; destroying a Task that owns a frame destroys the frame
+/// (never resumes it). No allocation besides the coroutine frame itself.
+/// @tparam T the result (`co_return value;`), or void; not a reference
 template <class T>
 class [[nodiscard]] Task {
  public:
+  /// The coroutine's promise (the compiler's hook).
   using promise_type = detail::TaskPromise<T>;
+  /// The handle of the frame a Task owns.
   using handle_type = std::coroutine_handle<promise_type>;
 
+  /// An empty Task: owns no frame.
   Task() noexcept = default;
+  /// Takes `other`'s frame; `other` is left empty.
   Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  /// Destroys the frame this Task owns (if any), then takes `other`'s.
   Task& operator=(Task&& other) noexcept {
     if (this != &other) {
       reset();
@@ -183,25 +201,27 @@ class [[nodiscard]] Task {
     }
     return *this;
   }
+  /// Destroys the frame, if this Task owns one, without resuming it.
   ~Task() { reset(); }
 
-  // True when this Task owns a frame (not moved from, not spawned).
+  /// True when this Task owns a frame (not moved from, not spawned).
   explicit operator bool() const noexcept { return static_cast<bool>(handle_); }
 
-  // True once the coroutine has run to completion (its result, if any, is
-  // ready to be taken by co_await). False when empty.
+  /// True once the coroutine has run to completion (its result, if any, is
+  /// ready to be taken by co_await). False when empty.
   bool done() const noexcept { return handle_ && handle_.done(); }
 
-  // Starts the task (or, if it already completed, does not suspend) and
-  // returns its result, moved out: await a task once. The awaiting coroutine
-  // resumes on the thread where the task completes.
+  /// `co_await std::move(task)` or `co_await child()`: starts the task (or, if
+  /// it already completed, does not suspend) and returns its result, moved out:
+  /// await a task once. The awaiting coroutine resumes on the thread where the
+  /// task completes.
   detail::TaskAwaiter<T> operator co_await() && noexcept {
-    assert(handle_ && "co_await of an empty Task");
-    return {handle_};
+    return assert(handle_ && "co_await of an empty Task"), detail::TaskAwaiter<T>{handle_};
   }
+  /// `co_await task` on an lvalue: as the rvalue overload (the result is moved
+  /// out all the same; the Task keeps owning the frame).
   detail::TaskAwaiter<T> operator co_await() & noexcept {
-    assert(handle_ && "co_await of an empty Task");
-    return {handle_};
+    return assert(handle_ && "co_await of an empty Task"), detail::TaskAwaiter<T>{handle_};
   }
 
  private:

@@ -8,6 +8,17 @@
 // the larger of the two objects (Tlsf, about 170 bytes on LP64, its bitmaps;
 // its marks and list heads live in the arena) whichever backend is chosen.
 //
+// Fault injection (tests; detail/fault_injection.hpp): a schedule attached
+// with attach_fail_schedule() wraps the backend's allocate(): while it is
+// attached, every allocation asks it first and a "fail" answer returns
+// nullptr without reaching the backend, exactly what a full backend returns;
+// frees and every query pass through untouched. So the heap above cannot tell
+// a scheduled failure from a real one: every path that handles "no room"
+// (sync NoMemory, a waiter parking, a hand-over that does not happen) runs as
+// it would on a full arena. Detached (nullptr, the default) it costs one load
+// and a never-taken branch per allocate(); MNEMOS_FAULT_INJECTION=0 compiles
+// it out.
+//
 // Threads and guarantees: those of the backend chosen (first_fit.hpp,
 // tlsf.hpp): no synchronisation (the heap's lock serialises every call), no
 // allocation, no exception, no RTTI.
@@ -19,12 +30,17 @@
 
 #include "mnemos/backend.hpp"
 #include "mnemos/check.hpp"
+#include "mnemos/detail/fault_injection.hpp"
 #include "mnemos/detail/first_fit.hpp"
 #include "mnemos/detail/tlsf.hpp"
 
 namespace mnemos::detail {
 
 class AnyBackend {
+  // Declared before rounded_size(), whose default template argument uses it.
+  static constexpr bool kSameRounding =
+      FirstFit::kGranule == Tlsf::kGranule && FirstFit::kMinBlock == Tlsf::kMinBlock;
+
  public:
   // Whether `kind` names a backend (an enum may hold any value of its
   // underlying type).
@@ -71,17 +87,34 @@ class AnyBackend {
   }
   // The bytes a block of `size` occupies. The same function for both backends
   // on LP64 (checked below), so then no branch at all.
+  // (A template so that the branch not taken is never instantiated.)
+  template <bool Same = kSameRounding>
   std::size_t rounded_size(std::size_t size) const noexcept {
-    if constexpr (kSameRounding) {
+    if constexpr (Same) {
       return FirstFit::rounded_size(size);
     } else {
       return kind_ == Backend::Tlsf ? Tlsf::rounded_size(size) : FirstFit::rounded_size(size);
     }
   }
-  // Hot path: first fit O(free blocks), TLSF O(1).
+  // Hot path: first fit O(free blocks), TLSF O(1). Through the fault
+  // injection schedule when one is attached (see the top of this file).
   void* allocate(std::size_t size, std::size_t align) noexcept {
+#if MNEMOS_FAULT_INJECTION
+    if (fail_schedule_ != nullptr && fail_schedule_->fail_next()) [[unlikely]] {
+      return nullptr;  // a scheduled failure: the backend is not asked
+    }
+#endif
     return kind_ == Backend::Tlsf ? u_.tlsf.allocate(size, align) : u_.first_fit.allocate(size, align);
   }
+
+#if MNEMOS_FAULT_INJECTION
+  // Tests only: wraps allocate() with `schedule` (nullptr detaches). Only
+  // while no other thread uses the backend; the schedule must outlive the
+  // attachment. The caller (the heap's lock holder) serialises allocate(),
+  // so the schedule needs no synchronisation.
+  void attach_fail_schedule(AllocFailSchedule* schedule) noexcept { fail_schedule_ = schedule; }
+  AllocFailSchedule* fail_schedule() const noexcept { return fail_schedule_; }
+#endif
   void deallocate(void* p, std::size_t size) noexcept {
     if (kind_ == Backend::Tlsf) {
       u_.tlsf.deallocate(p, size);
@@ -120,8 +153,6 @@ class AnyBackend {
   const Tlsf* tlsf() const noexcept { return kind_ == Backend::Tlsf ? &u_.tlsf : nullptr; }
 
  private:
-  static constexpr bool kSameRounding =
-      FirstFit::kGranule == Tlsf::kGranule && FirstFit::kMinBlock == Tlsf::kMinBlock;
 #if UINTPTR_MAX > 0xFFFFFFFFu
   static_assert(kSameRounding, "on LP64 both backends round alike: Box<T> costs one pointer with either");
 #endif
@@ -140,6 +171,9 @@ class AnyBackend {
 
   Backend kind_;
   Storage u_;
+#if MNEMOS_FAULT_INJECTION
+  AllocFailSchedule* fail_schedule_ = nullptr;  // tests only; see attach_fail_schedule()
+#endif
 };
 
 }  // namespace mnemos::detail

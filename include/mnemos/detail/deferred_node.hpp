@@ -16,7 +16,11 @@ namespace mnemos::detail {
 // its header word, and under MNEMOS_HARDENING the heap passes the size tagged
 // (detail/hardening.hpp, tag_free_size), so a second free of a queued block
 // still finds a word it recognises as freed (DoubleFree, not ForeignPointer).
-// The lock word and its tests treat the size as an opaque value.
+// For alignment 16 the header word is the second one, `next` (an untagged
+// pointer, or null): the free then finds the tagged size just before it
+// (Heap::owner_of). For alignment >= 32 the header lies beyond the node and
+// keeps its scrub. The lock word and its tests treat the size as an opaque
+// value; Heap::check() walks the queue and validates every node.
 struct DeferredNode {
   std::size_t block_size;  // the block's size as given to the backend (the heap tags it)
   DeferredNode* next;      // the node pushed before this one (LIFO), or nullptr

@@ -1,15 +1,21 @@
-// Fault injection for tests: a wrapper around the heap's backend that makes
-// allocations fail on a schedule, so the paths that handle "no room" (sync
-// NoMemory, waiters parking, a hand-over that does not happen) can be driven
-// at will while the arena has room, and the heap, its waiters and owners can
-// be checked to stay consistent (proptest/fault_injection_prop.cpp).
+// Fault injection for tests: a schedule that makes backend allocations fail,
+// so the paths that handle "no room" (sync NoMemory, waiters parking, a
+// hand-over that does not happen) can be driven at will while the arena has
+// room, and the heap, its waiters and owners can be checked to stay
+// consistent (proptest/fault_injection_prop.cpp).
 //
-// Attached with heap_test_access::inject(heap, &schedule) (tests only). While
-// attached, every backend allocation the heap makes (try_alloc_raw, a guard's
-// allocation, the hand-over to a waiter) first asks the schedule; a "fail"
-// answer makes that allocation find no room, exactly as a full backend would.
-// Frees are never affected. Detached (the default), the heap pays one load and
-// a predictable branch per allocation.
+// It wraps the backend, not the heap: the heap's backend dispatch
+// (detail/any_backend.hpp, AnyBackend::attach_fail_schedule) forwards every
+// allocate() through the attached schedule, and a "fail" answer returns
+// nullptr before the backend is reached, exactly as a full backend would.
+// Every allocation the heap makes goes through that one call (try_alloc_raw,
+// a guard's allocation, the hand-over to a waiter); frees and queries never
+// consult it. The heap has no knowledge of it. Tests attach it with
+// heap_test_access::inject(heap, &schedule).
+//
+// Cost: detached (the default), one load and a never-taken branch per
+// backend allocation; MNEMOS_FAULT_INJECTION=0 (default 1) compiles the hook
+// out entirely.
 //
 // Threads: consulted only by the heap's lock holder, so it needs no atomics;
 // attach and detach only while no other thread uses the heap.
@@ -17,6 +23,10 @@
 
 #include <cstddef>
 #include <cstdint>
+
+#ifndef MNEMOS_FAULT_INJECTION
+#define MNEMOS_FAULT_INJECTION 1
+#endif
 
 namespace mnemos::detail {
 

@@ -28,19 +28,37 @@
 //     decodes with probability 2^-19 (tag and check must both match).
 //
 // A freed block's header word is then scrubbed, so a second free of it is
-// recognised: for alignment >= 32 with the freed encoding (tag 0b011, names
-// the heap: the word lies beyond any node and survives); below that with the
-// constant kFreeWordTag (no CRC to compute: a node usually overwrites the word
-// at once, and where it does not, the first free merged into the free space
-// before it, the constant says "freed" all the same, without the heap). Where the queue or the backend overwrites that word with
-// its own node (blocks of alignment <= 8, whose header is the block's first
-// word), the size word they put there carries kFreeWordTag in its unused high
-// bits (the deferred node's size, first fit's hole size), so it is still told
-// apart from a header and from a foreign word. Blocks of alignment 16 (header
-// = the block's second word, a link) and TLSF's 32-bit node fields carry no
-// such tag: a second free there is still refused, but named after what the
-// word looks like (usually ForeignPointer; a stale mix of node and scrub can
-// read as BadLayout or CorruptHeader).
+// recognised as a double free (DoubleFree), in both backends, for every
+// alignment, whether the first free went straight to the backend or through
+// the deferred queue. For alignment >= 32 the scrub is the freed encoding
+// (tag 0b011, names the heap: the word lies beyond any node the queue or a
+// backend writes, and survives); below that it is the constant kFreeWordTag,
+// whose top 32 bits are kFreeHalfTag. What may later be written over it is
+// made recognisable too, so that every word at the header position of a
+// block whose bytes are all still free is a *freed word* (is_freed_word):
+//   - the deferred node's size and first fit's hole size carry kFreeWordTag
+//     in their unused high bits (tag_free_size);
+//   - TLSF writes only the low half of such a word (its 32-bit size, next
+//     and prev fields), and writes kFreeHalfTag into the high halves it owns
+//     (tlsf.hpp, "Misuse detection"), so the top 32 bits stay kFreeHalfTag;
+//   - the one word that carries no tag is a node's link (first fit's next
+//     pointer, the deferred queue's next pointer: a pointer or null), and it
+//     always follows the node's first word, its tagged size: when
+//     the header word is a link (is_link_word), a free of alignment <= 16
+//     also reads the word before it (Heap::owner_of), which must be a tagged
+//     size spanning the block. When a split places a first-fit node at a new
+//     position B, it writes a tagged size (of the rest of the hole) at B + 16,
+//     so an older node's size the new link covered (at B + 8) or its link
+//     after B + 16 is never left without that witness. The drain puts the
+//     scrub back over a queued node's link before the block reaches the
+//     backend. TLSF's fields sit in low halves and need none of this.
+// A freed word names no heap: the fault then reports "heap unknown".
+// What stays undetectable: a second free of a block whose bytes were handed
+// out again since (in whole or in part): it is the new block's free (or a
+// bad layout for it), and nothing short of a quarantine tells them apart.
+// Freed words are recognised with a 19-bit (tagged size) or 32-bit (TLSF
+// half) pattern; user data that happens to look like one before an interior
+// pointer makes that free read as a double free.
 //
 // Threads: everything here is pure computation on values; no state besides
 // the link-time address the secret is derived from.
@@ -162,9 +180,21 @@ inline std::uintptr_t header_heap(std::uint64_t word) noexcept {
   return static_cast<std::uintptr_t>((word & kHeapMask) ^ header_secret());
 }
 
-// A word a free-list or deferred node puts where a header was (see above).
+// A word a free-list or deferred node puts where a header was (see above):
+// a tagged size, or the constant scrub.
 constexpr bool is_free_word(std::uint64_t word) noexcept {
   return kHardening && (word & ~kFieldMask) == kFreeWordTag && (word & kTagMask) == 0;
+}
+// The top 32 bits of kFreeWordTag: what TLSF keeps (or writes) in the high
+// half of every word of a free block that can be a header position.
+inline constexpr std::uint32_t kFreeHalfTag = static_cast<std::uint32_t>(std::uint64_t{0xF8EE} << 16);
+// Any word a free of this block, the deferred queue or a backend leaves at a
+// header position (see above): a free word, or a word whose high half is
+// kFreeHalfTag (a TLSF field written over the low half of one). A live
+// header's top 32 bits are its check and heap bits 32..47, so it matches only
+// with probability 2^-32 (and is tested for first anyway).
+constexpr bool is_freed_word(std::uint64_t word) noexcept {
+  return kHardening && (is_free_word(word) || static_cast<std::uint32_t>(word >> 32) == kFreeHalfTag);
 }
 // A size stored in a free node, tagged; and back. The tag occupies bits no
 // arena size reaches (sizes < 2^48), so the value is exact.
@@ -173,6 +203,14 @@ constexpr std::size_t tag_free_size(std::size_t size) noexcept {
 }
 constexpr std::size_t untag_free_size(std::size_t word) noexcept {
   return kHardening ? static_cast<std::size_t>(static_cast<std::uint64_t>(word) & kFieldMask) : word;
+}
+
+// Whether `word` could be a node's link: a pointer (first fit's next, the
+// deferred queue's next: 8-aligned, below 2^48) or null. A live header has
+// tag 0b101 and, but with probability 2^-16, check bits set: one changed
+// byte cannot clear both.
+constexpr bool is_link_word(std::uint64_t word) noexcept {
+  return (word & kTagMask) == 0 && (word >> kCheckShift) == 0;
 }
 
 // Whether `word` is a live header for `key` with exactly one byte changed; if
@@ -189,13 +227,14 @@ inline bool repair_single_byte(std::uint64_t word, const HeaderKey& key, std::ui
     for (unsigned v = 0; v < 256; ++v) {
       const std::uint64_t candidate = (word & ~mask) | (std::uint64_t{v} << (8 * i));
       if (candidate == word || !header_matches(candidate, key, kLiveTag)) continue;
-      const std::uintptr_t named = header_heap(candidate);
-      if (found && named != heap) {
+      // A second repair names another heap: two live headers for one key with
+      // the same heap bits have the same field, hence the same check: equal.
+      if (found) {
         heap = 0;
         return true;
       }
       found = true;
-      heap = named;
+      heap = header_heap(candidate);
     }
   }
   return found;

@@ -112,6 +112,12 @@ class HeapLock {
   // a CAS, which fails if it changed).
   std::uintptr_t load() const noexcept { return word_.load(mo_relaxed); }
 
+  // Holder only: the deferred head as it is now, for reading the queued nodes
+  // without taking them (Heap::check). acquire: pairs with each push's
+  // release CAS (later pushes are RMWs and continue the release sequence), so
+  // every node reachable from the head is seen as its pusher wrote it.
+  DeferredNode* peek_deferred() const noexcept { return head_of(word_.load(mo_acquire)); }
+
   // Holder only. Releases the lock if the word still equals `seen` (which must
   // have an empty deferred head and no SERVE request); otherwise stores the
   // current word in `seen` and returns false: a free was pushed, or the waiters

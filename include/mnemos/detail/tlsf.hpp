@@ -19,9 +19,12 @@
 //     - deallocate() is told the size again (the heap knows it from the
 //       layout), so an allocated block carries nothing of ours;
 //     - a free block carries its metadata inside itself, as 32-bit granule
-//       counts and indices: its size at offset 0, the list links next (+4)
-//       and prev (+8), and a copy of its size (the end tag) in its last 4
-//       bytes. A 16-byte block holds all four exactly;
+//       counts and indices: its size at offset 0, the list links next (+8)
+//       and prev (+16; +12 in a 16-byte block), and a copy of its size (the
+//       end tag) in its last 4 bytes. A 16-byte block holds size, next and
+//       prev; its size is also known from its marks (both granules marked),
+//       so it needs no end tag (src/tlsf.cpp has the picture; "Misuse
+//       detection" below says why the fields sit where they do);
 //     - an 8-byte free block (a "fragment": the rest of a split, or the front
 //       padding of an aligned block, one granule long) holds only its size
 //       and tag. It is too small for any request, so it is in no list: it
@@ -37,7 +40,7 @@
 //       just after is marked iff the block starting there is free (its size
 //       field says how far it goes). One bit for both ends, not two bitmaps:
 //       1.6% of the arena.
-//   The marks, the list heads (32 x 4 bytes per first level in use) and two
+//   The marks, the list heads (32 x 4 bytes per first level in use) and three
 //   scratch granules live at the start of the region given to init(), so
 //   sizeof(Tlsf) stays small (a heap that can hold either backend does not
 //   grow by kilobytes); capacity() counts only the blocks.
@@ -120,6 +123,21 @@
 //   fragment? 0.35 per pair). The 16-byte-granule variant (b) measured ~31 ns
 //   (1.8x) and ~0.9 misses: no fragments, but it fails the overhead target.
 //
+// Misuse detection (MNEMOS_HARDENING, detail/hardening.hpp): a block freed
+// twice must still be recognised as freed, whatever this backend wrote over
+// its header word meanwhile. The header word of a block whose bytes are all
+// free is any word of a free block but its last; of each such word this
+// backend writes only the low half (+0: size, +8: next, +16: prev), or
+// writes kFreeHalfTag into the high half (+12, in blocks of 3 granules or
+// more), so the high half keeps the freed scrub's kFreeHalfTag and the word
+// reads as freed. The one exception, +12 = prev in a 2-granule block, is no
+// header position: that block's neighbour after it is allocated, so a block
+// with its header there would not be all free. Cost (callgrind, bench/): ~20
+// instructions per allocate + deallocate pair, for the class-dependent prev
+// offset, one store per link and one mark test when a free merges with a
+// 2-granule block. With MNEMOS_HARDENING=0 the compact layout is used instead
+// (next +4, prev +8, every block with its end tag; kNextAt, kPrevAt*).
+//
 // Sanitizers: under ASan (detail/asan.hpp) every metadata field in a free
 // block is read and written with its 8-byte granule opened for just that
 // access and its poisoning restored after (src/tlsf.cpp, load32/store32), as
@@ -143,6 +161,7 @@
 #include "mnemos/check.hpp"
 #include "mnemos/detail/align.hpp"
 #include "mnemos/detail/deferred_node.hpp"
+#include "mnemos/detail/hardening.hpp"
 
 namespace mnemos::detail {
 
@@ -173,6 +192,14 @@ class Tlsf {
   static constexpr unsigned kSlCount = 1u << kSlLog2;  // second-level classes per first level
   // First levels reachable by any search size computed (< 2^32 granules).
   static constexpr unsigned kFlCount = 28;
+  // Where a free block's links live (src/tlsf.cpp has the picture). Under
+  // MNEMOS_HARDENING next and prev keep out of the high half of the words a
+  // freed header can lie in ("Misuse detection" above), which costs a
+  // class-dependent prev offset and a third scratch granule; without it, the
+  // compact layout: size +0, next +4, prev +8, tag in the last 4 bytes.
+  static constexpr std::size_t kNextAt = kHardening ? 8 : 4;
+  static constexpr std::size_t kPrevAtTwo = kHardening ? 12 : 8;   // 2-granule blocks
+  static constexpr std::size_t kPrevAtLong = kHardening ? 16 : 8;  // 3 granules or more
   static constexpr std::size_t kAllocateMaxSteps = 5;
   static constexpr std::size_t kDeallocateMaxSteps = 5;
 
@@ -184,9 +211,9 @@ class Tlsf {
   // Takes [start, start + size) (T5), discarding any previous state. The range
   // must be writable, unused by anything else, and outlive the backend; its
   // first bytes hold the marks (size / 64 bytes), the list heads (128 bytes
-  // per first level in use: 13 for 1 MiB) and two scratch granules, the rest
+  // per first level in use: 13 for 1 MiB) and three scratch granules, the rest
   // is capacity(). Returns false, leaving the backend empty, when not even one
-  // kMinBlock block would remain (regions below 168 bytes on LP64).
+  // kMinBlock block would remain (regions below 176 bytes on LP64).
   // O(size / 64) byte writes: the marks are zeroed.
   bool init(std::byte* start, std::size_t size) noexcept;
 
@@ -300,13 +327,13 @@ class Tlsf {
   using Word = std::size_t;  // mark bitmap word
   static constexpr unsigned kWordBits = sizeof(Word) * 8;
 
-  // Granule indices: blocks span [kFirst, end_index()). Granules 0 and 1 are
+  // Granule indices: blocks span [kFirst, end_index()). Granules 0 to 2 are
   // reserved scratch just below the first block, so index 0 can mean "no
   // block" in the lists and list updates can write a missing neighbour's link
-  // (at +4 or +8) there instead of branching. Marks exist for [0,
-  // end_index()]; 0, 1 and end_index() are never set, so the neighbours of
+  // (at +8, +12 or +16) there instead of branching. Marks exist for [0,
+  // end_index()]; 0 to 2 and end_index() are never set, so the neighbours of
   // the first and last blocks read as allocated.
-  static constexpr std::size_t kFirst = 2;
+  static constexpr std::size_t kFirst = kHardening ? 3 : 2;
   std::size_t end_index() const noexcept { return granules_ + kFirst; }
   std::byte* at(std::size_t k) const noexcept { return base_ + (k << kGranuleShift); }
 

@@ -123,11 +123,10 @@ class WaitQueue {
   // pending, in which case the caller (who does not hold the heap lock) must
   // try to serve the heap's waiters itself.
   bool release() noexcept {
-    std::uintptr_t w = word_.load(mo_relaxed);
-    const std::uintptr_t keep = wakes_pending_bit();
+    // One exchange, no CAS loop: while the lock is held, the holder alone
+    // changes the word but for the request bit, which the exchange returns.
     // release: pairs with the next holder's acquire.
-    while (!word_.compare_exchange_weak(w, keep, mo_release, mo_relaxed)) {
-    }
+    const std::uintptr_t w = word_.exchange(wakes_pending_bit(), mo_release);
     return (w & kServiceRequested) != 0;
   }
 
@@ -174,19 +173,15 @@ class WaitQueue {
   // Unlinks a node from whichever list holds it (Waiting or ToWake); a node in
   // Calling or Detached is left as is. Returns whether it was Waiting.
   bool unlink(WaitNode* node) noexcept {
-    switch (node->where) {
-      case WaitNode::Where::Waiting:
-        remove_waiting(node);
-        node->where = WaitNode::Where::Detached;
-        return true;
-      case WaitNode::Where::ToWake:
-        to_wake_.remove(node);
-        node->where = WaitNode::Where::Detached;
-        if (to_wake_.head == nullptr) set_wakes_pending(false);
-        return false;
-      case WaitNode::Where::Calling:
-      case WaitNode::Where::Detached:
-        return false;
+    if (node->where == WaitNode::Where::Waiting) {
+      remove_waiting(node);
+      node->where = WaitNode::Where::Detached;
+      return true;
+    }
+    if (node->where == WaitNode::Where::ToWake) {
+      to_wake_.remove(node);
+      node->where = WaitNode::Where::Detached;
+      if (to_wake_.head == nullptr) set_wakes_pending(false);
     }
     return false;
   }
