@@ -105,6 +105,9 @@ std::size_t format_fault(const Fault& f, char* buf, std::size_t size) noexcept {
       put_hex(buf, size, n, f.address);
       put(buf, size, n, " was overwritten while queued");
       break;
+    case FaultKind::AllocationFailed:
+      put(buf, size, n, "allocation failed with no error to return (exceptions disabled)");
+      break;
   }
   put_heap(buf, size, n, f.heap);
   buf[n] = '\0';

@@ -52,6 +52,7 @@ TEST(Names, EveryFaultKindHasItsNameAndAnUnknownValueIsQuestionMark) {
   EXPECT_STREQ(to_string(FaultKind::Misaligned), "Misaligned");
   EXPECT_STREQ(to_string(FaultKind::BadLayout), "BadLayout");
   EXPECT_STREQ(to_string(FaultKind::CorruptArena), "CorruptArena");
+  EXPECT_STREQ(to_string(FaultKind::AllocationFailed), "AllocationFailed");
   // A fault handler may log a kind from a newer peer: it must still print.
   volatile std::uint8_t raw = 200;
   EXPECT_STREQ(to_string(static_cast<FaultKind>(raw)), "?");

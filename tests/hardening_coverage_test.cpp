@@ -228,6 +228,8 @@ TEST(HardeningFormat, EveryKindHasALineNamingTheAddress) {
   EXPECT_NE(std::strstr(buf, "corrupt arena"), nullptr) << buf;
   EXPECT_NE(std::strstr(buf, "0x1230"), nullptr) << buf;
   EXPECT_NE(std::strstr(buf, "(heap 0xab00)"), nullptr) << buf;
+  format_fault(Fault{FaultKind::AllocationFailed, nullptr, h}, buf, sizeof buf);
+  EXPECT_STREQ(buf, "mnemos-alloc: allocation failed with no error to return (exceptions disabled) (heap 0xab00)");
   // A null address prints as 0x0.
   format_fault(Fault{FaultKind::DoubleFree, nullptr, nullptr}, buf, sizeof buf);
   EXPECT_STREQ(buf, "mnemos-alloc: double free of 0x0 (heap unknown)");

@@ -90,6 +90,30 @@ TEST_F(NoExceptions, FormatsOneLine) {
 
 using NoExceptionsDeathTest = NoExceptions;
 
+// The default allocation-failure handler reports through the fault handler
+// (mnemos/fault.hpp): a safety-critical build's one handler sees it.
+void fault_logs_and_returns(const Fault& f) {
+  std::fprintf(stderr, "fault handler saw %s, address %p, heap %p\n", to_string(f.kind), f.address,
+               static_cast<const void*>(f.heap));
+}
+
+TEST_F(NoExceptionsDeathTest, TheDefaultReportsThroughTheFaultHandlerThenAborts) {
+  Region region(4096);
+  Heap& heap = test::make_heap(region);
+  MemoryResource resource(heap);
+  char expected[160];
+  std::snprintf(expected, sizeof expected, "fault handler saw AllocationFailed, address \\(nil\\), heap %p",
+                static_cast<const void*>(&heap));
+  EXPECT_DEATH(
+      {
+        set_fault_handler(&fault_logs_and_returns);
+        (void)resource.allocate(8192, 8);  // TooLarge: the handler returns, the call must not
+        std::fprintf(stderr, "allocate returned\n");
+        std::_Exit(0);
+      },
+      expected);
+}
+
 TEST_F(NoExceptionsDeathTest, ExhaustionReportsAndAborts) {
   Region region(8 * 1024);
   Heap& heap = test::make_heap(region);

@@ -28,6 +28,10 @@ enum class FaultKind : std::uint8_t {
   BadLayout,       ///< an impossible layout, or not the block's (size class or
                    ///< alignment differs from the allocation's)
   CorruptArena,    ///< a deferred block's node was overwritten while it waited
+  AllocationFailed,  ///< a hosted adapter (MemoryResource, StdAllocator) could
+                     ///< not allocate and, with exceptions disabled, has no
+                     ///< error to return: address is nullptr; the call then
+                     ///< aborts if the handler returns (mnemos/memory_resource.hpp)
 };
 
 /// The enumerator's name ("DoubleFree"), or "?" for any other value.
@@ -39,6 +43,7 @@ constexpr const char* to_string(FaultKind k) noexcept {
     case FaultKind::Misaligned: return "Misaligned";
     case FaultKind::BadLayout: return "BadLayout";
     case FaultKind::CorruptArena: return "CorruptArena";
+    case FaultKind::AllocationFailed: return "AllocationFailed";
   }
   return "?";
 }
@@ -46,7 +51,7 @@ constexpr const char* to_string(FaultKind k) noexcept {
 /// One misuse report, passed to the fault handler.
 struct Fault {
   FaultKind kind;       ///< what was wrong
-  const void* address;  ///< the pointer freed, or the deferred node at fault
+  const void* address;  ///< the pointer freed, or the deferred node at fault (nullptr for AllocationFailed)
   const Heap* heap;     ///< the heap concerned, or nullptr when it cannot be known
 };
 

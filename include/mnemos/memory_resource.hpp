@@ -14,10 +14,12 @@
 //     pointer or throw; a null return is not allowed (containers dereference
 //     it). So a failed allocation (NoMemory, Locked, TooLarge, InvalidLayout,
 //     Closed) throws std::bad_alloc when exceptions are enabled; when they are
-//     disabled it calls the allocation-failure handler below (the default
-//     prints one line and aborts) and, if that handler returns, aborts: never
-//     a null pointer into a container. This matches what libstdc++ does for
-//     std::allocator under -fno-exceptions.
+//     disabled it calls the allocation-failure handler below, whose default
+//     prints one line naming the error and the size and then reports through
+//     the fault handler (mnemos/fault.hpp, FaultKind::AllocationFailed; its
+//     default aborts), and, if that returns, aborts: never a null pointer into
+//     a container. This matches what libstdc++ does for std::allocator under
+//     -fno-exceptions.
 //   * Locked. try_alloc_raw fails with Locked when another context holds the
 //     heap lock: a Guard held anywhere (on this very thread too, where waiting
 //     could never end), or another thread's allocation or free in progress. By
@@ -48,6 +50,7 @@
 #include <new>
 
 #include "mnemos/error.hpp"
+#include "mnemos/fault.hpp"
 #include "mnemos/heap.hpp"
 #include "mnemos/layout.hpp"
 #include "mnemos/result.hpp"
@@ -139,9 +142,11 @@ inline std::size_t format_alloc_failure(const AllocFailure& f, char* buf, std::s
   return n;
 }
 
-/// The default handler: prints format_alloc_failure's line to stderr and
-/// calls std::abort(). Never allocates (a fixed buffer: the heap may be the
-/// only allocator there is).
+/// The default handler: prints format_alloc_failure's line to stderr, then
+/// reports through the fault handler (mnemos::set_fault_handler) as a Fault of
+/// kind AllocationFailed with the heap and a null address, and calls
+/// std::abort() if that handler returns. Never allocates (a fixed buffer: the
+/// heap may be the only allocator there is).
 [[noreturn]] inline void default_alloc_failure_handler(const AllocFailure& f) noexcept {
   char line[200];
   const std::size_t n = format_alloc_failure(f, line, sizeof line - 1);
@@ -149,6 +154,7 @@ inline std::size_t format_alloc_failure(const AllocFailure& f, char* buf, std::s
   line[n + 1] = '\0';
   std::fputs(line, stderr);
   std::fflush(stderr);
+  detail::report_fault(FaultKind::AllocationFailed, nullptr, f.heap);
   std::abort();
 }
 
