@@ -24,23 +24,9 @@ namespace mnemos {
 namespace {
 
 using test::Region;
+using test::recorded_faults;
 
-std::vector<Fault>& recorded() {
-  static std::vector<Fault> faults;
-  return faults;
-}
-void record(const Fault& f) { recorded().push_back(f); }
-
-class HardeningPaths : public test::BackendTest {
- protected:
-  void SetUp() override {
-    recorded().clear();
-    previous_ = set_fault_handler(&record);
-  }
-  void TearDown() override { set_fault_handler(previous_); }
-
-  FaultHandler previous_ = nullptr;
-};
+class HardeningPaths : public test::FaultRecording {};
 MNEMOS_TEST_ALL_BACKENDS(HardeningPaths);
 
 // The key a free of `payload` with `layout` checks its header against.
@@ -84,7 +70,7 @@ TEST_P(HardeningPaths, EveryBrokenQueuedNodeIsACorruptArenaAndIsNotFollowed) {
     SCOPED_TRACE(damage.what);
     Region region(4096);
     Heap& heap = make_heap(region);
-    recorded().clear();
+    recorded_faults().clear();
     auto* p = static_cast<std::byte*>(*heap.try_alloc_raw(Layout{24, 8}));
     {
       auto guard = heap.try_lock();
@@ -92,10 +78,10 @@ TEST_P(HardeningPaths, EveryBrokenQueuedNodeIsACorruptArenaAndIsNotFollowed) {
       const std::uint64_t v = damage.value(heap, region);
       std::memcpy(damage.link ? p : p - 8, &v, sizeof v);  // the node's 16 bytes stay addressable
     }
-    ASSERT_EQ(recorded().size(), 1u);
-    EXPECT_EQ(recorded().front().kind, FaultKind::CorruptArena);
-    EXPECT_EQ(recorded().front().address, p - 8);
-    EXPECT_EQ(recorded().front().heap, &heap);
+    ASSERT_EQ(recorded_faults().size(), 1u);
+    EXPECT_EQ(recorded_faults().front().kind, FaultKind::CorruptArena);
+    EXPECT_EQ(recorded_faults().front().address, p - 8);
+    EXPECT_EQ(recorded_faults().front().heap, &heap);
     // The block stays counted as allocated and is never reused; the rest holds.
     EXPECT_EQ(heap.stats().allocated_bytes, 32u);
     EXPECT_TRUE(heap.check().ok());
@@ -103,7 +89,7 @@ TEST_P(HardeningPaths, EveryBrokenQueuedNodeIsACorruptArenaAndIsNotFollowed) {
     ASSERT_TRUE(q.has_value());
     EXPECT_NE(*q, p);
     Heap::free_raw(*q, Layout{24, 8});
-    EXPECT_EQ(recorded().size(), 1u);
+    EXPECT_EQ(recorded_faults().size(), 1u);
   }
 }
 
@@ -120,9 +106,9 @@ TEST_P(HardeningPaths, ADecodingHeaderBeforeAForeignBlockIsAForeignPointer) {
   outside[1] = detail::encode_header(detail::addr(&heap), key_for(payload, l), detail::kLiveTag);
   const Stats before = heap.stats();
   Heap::free_raw(payload, l);
-  ASSERT_EQ(recorded().size(), 1u);
-  EXPECT_EQ(recorded().front().kind, FaultKind::ForeignPointer);
-  EXPECT_EQ(recorded().front().address, payload);
+  ASSERT_EQ(recorded_faults().size(), 1u);
+  EXPECT_EQ(recorded_faults().front().kind, FaultKind::ForeignPointer);
+  EXPECT_EQ(recorded_faults().front().address, payload);
   EXPECT_EQ(heap.stats().free_count, before.free_count);
   EXPECT_TRUE(heap.check().ok());
 }
@@ -145,9 +131,9 @@ TEST_P(HardeningPaths, ALiveTagWithoutCheckBitsIsAForeignPointer) {
   ASSERT_NE(word, 0u);
   outside[1] = word;
   Heap::free_raw(payload, l);
-  ASSERT_EQ(recorded().size(), 1u);
-  EXPECT_EQ(recorded().front().kind, FaultKind::ForeignPointer);
-  EXPECT_EQ(recorded().front().address, payload);
+  ASSERT_EQ(recorded_faults().size(), 1u);
+  EXPECT_EQ(recorded_faults().front().kind, FaultKind::ForeignPointer);
+  EXPECT_EQ(recorded_faults().front().address, payload);
 }
 
 // Two live headers for one key can differ in exactly two bytes (a byte of the
@@ -187,10 +173,10 @@ TEST_P(HardeningPaths, AWordOneByteFromTwoHeadersIsACorruptHeaderOfNoKnownHeap) 
 
   outside[1] = between;
   Heap::free_raw(payload, l);
-  ASSERT_EQ(recorded().size(), 1u);
-  EXPECT_EQ(recorded().front().kind, FaultKind::CorruptHeader);
-  EXPECT_EQ(recorded().front().address, payload);
-  EXPECT_EQ(recorded().front().heap, nullptr);
+  ASSERT_EQ(recorded_faults().size(), 1u);
+  EXPECT_EQ(recorded_faults().front().kind, FaultKind::CorruptHeader);
+  EXPECT_EQ(recorded_faults().front().address, payload);
+  EXPECT_EQ(recorded_faults().front().heap, nullptr);
 }
 
 // --- bootstrap ----------------------------------------------------------------------

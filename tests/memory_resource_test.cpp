@@ -25,14 +25,6 @@ using test::Region;
 
 namespace {
 
-// Whether [p, p + n) lies inside the region (so: inside the heap's arena,
-// since the heap manages everything after its state).
-bool in_region(const Region& region, const void* p, std::size_t n = 1) {
-  const auto b = reinterpret_cast<std::uintptr_t>(region.span().data());
-  const auto a = reinterpret_cast<std::uintptr_t>(p);
-  return a >= b + sizeof(Heap) && a + n <= b + region.span().size();
-}
-
 // Long enough to defeat the small-string optimisation: the bytes are allocated.
 std::string long_text(int i) { return "a string long enough to leave the SSO buffer #" + std::to_string(i); }
 
@@ -46,7 +38,7 @@ TEST_P(MemoryResourceTest, PmrVectorBytesComeFromTheArena) {
   {
     std::pmr::vector<int> v(&resource);
     for (int i = 0; i < 1000; ++i) v.push_back(i);
-    EXPECT_TRUE(in_region(region, v.data(), v.size() * sizeof(int)));
+    EXPECT_TRUE(test::in_arena(region, v.data(), v.size() * sizeof(int)));
     const Stats s = heap.stats();
     EXPECT_GE(s.alloc_count, 1u);  // the growth steps
     EXPECT_GE(s.allocated_bytes, 1000 * sizeof(int));
@@ -69,7 +61,7 @@ TEST_P(MemoryResourceTest, NestedPmrStringsUseTheSameResource) {
     for (int i = 0; i < 100; ++i) {
       const std::pmr::string& s = names[static_cast<std::size_t>(i)];
       EXPECT_EQ(s.get_allocator().resource(), &resource);
-      EXPECT_TRUE(in_region(region, s.data(), s.size() + 1)) << i;
+      EXPECT_TRUE(test::in_arena(region, s.data(), s.size() + 1)) << i;
       EXPECT_EQ(std::string(s), long_text(i));
     }
     EXPECT_TRUE(heap.check().ok());
@@ -85,8 +77,8 @@ TEST_P(MemoryResourceTest, PmrMapNodesComeFromTheArena) {
     std::pmr::map<int, std::pmr::string> m(&resource);
     for (int i = 0; i < 300; ++i) m.emplace(i, long_text(i));
     for (const auto& [k, v] : m) {
-      EXPECT_TRUE(in_region(region, &k, sizeof k)) << k;  // the node
-      EXPECT_TRUE(in_region(region, v.data(), v.size() + 1)) << k;
+      EXPECT_TRUE(test::in_arena(region, &k, sizeof k)) << k;  // the node
+      EXPECT_TRUE(test::in_arena(region, v.data(), v.size() + 1)) << k;
     }
     const std::size_t live = heap.stats().allocated_bytes;
     for (int i = 0; i < 300; i += 2) m.erase(i);
@@ -107,7 +99,7 @@ TEST_P(MemoryResourceTest, HonoursEveryAlignment) {
     for (std::size_t bytes : {std::size_t{1}, std::size_t{24}, std::size_t{100}}) {
       void* p = r.allocate(bytes, align);
       EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % align, 0u) << bytes << " @ " << align;
-      EXPECT_TRUE(in_region(region, p, bytes));
+      EXPECT_TRUE(test::in_arena(region, p, bytes));
       std::memset(p, 0xA5, bytes);  // the bytes are ours (ASan checks it)
       EXPECT_TRUE(heap.check().ok());
       r.deallocate(p, bytes, align);
@@ -186,7 +178,7 @@ TEST_P(MemoryResourceTest, VectorGrowthFailureKeepsTheContents) {
     ASSERT_EQ(v.size(), size_when_full);
     EXPECT_GT(v.size(), 100u);
     for (std::size_t i = 0; i < v.size(); ++i) ASSERT_EQ(v[i], i);
-    EXPECT_TRUE(in_region(region, v.data(), v.size() * sizeof(std::uint64_t)));
+    EXPECT_TRUE(test::in_arena(region, v.data(), v.size() * sizeof(std::uint64_t)));
     EXPECT_TRUE(heap.check().ok());
   }
   test::expect_pristine(heap);
@@ -304,10 +296,10 @@ TEST_P(MemoryResourceTest, MoveAssignmentStealsOnlyBetweenEqualResources) {
 
     std::pmr::vector<int> other_heap(&b1);
     other_heap = same_heap;  // pmr never propagates: the copy stays on b
-    EXPECT_TRUE(in_region(region_b, other_heap.data(), 100 * sizeof(int)));
+    EXPECT_TRUE(test::in_arena(region_b, other_heap.data(), 100 * sizeof(int)));
     std::pmr::vector<int> moved_to_b(&b1);
     moved_to_b = std::move(same_heap);  // unequal: element-wise, into b's arena
-    EXPECT_TRUE(in_region(region_b, moved_to_b.data(), 100 * sizeof(int)));
+    EXPECT_TRUE(test::in_arena(region_b, moved_to_b.data(), 100 * sizeof(int)));
     EXPECT_EQ(moved_to_b, other_heap);
   }
   test::expect_pristine(a);

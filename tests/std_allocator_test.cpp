@@ -22,12 +22,6 @@ using test::Region;
 
 namespace {
 
-bool in_region(const Region& region, const void* p, std::size_t n = 1) {
-  const auto b = reinterpret_cast<std::uintptr_t>(region.span().data());
-  const auto a = reinterpret_cast<std::uintptr_t>(p);
-  return a >= b + sizeof(Heap) && a + n <= b + region.span().size();
-}
-
 template <class T>
 using HeapVector = std::vector<T, StdAllocator<T>>;
 
@@ -57,7 +51,7 @@ TEST_P(StdAllocatorTest, VectorBytesComeFromTheArena) {
   {
     HeapVector<std::uint32_t> v{StdAllocator<std::uint32_t>(heap)};
     for (std::uint32_t i = 0; i < 2000; ++i) v.push_back(i * 3);
-    EXPECT_TRUE(in_region(region, v.data(), v.size() * sizeof(std::uint32_t)));
+    EXPECT_TRUE(test::in_arena(region, v.data(), v.size() * sizeof(std::uint32_t)));
     for (std::uint32_t i = 0; i < 2000; ++i) ASSERT_EQ(v[i], i * 3);
     EXPECT_GE(heap.stats().allocated_bytes, 2000 * sizeof(std::uint32_t));
     EXPECT_TRUE(heap.check().ok());
@@ -80,7 +74,7 @@ TEST_P(StdAllocatorTest, ListNodesAreRebound) {
     EXPECT_EQ(heap.stats().alloc_count, 500u);  // one node each
     std::uint64_t expect = 0;
     for (const std::uint64_t& x : l) {
-      EXPECT_TRUE(in_region(region, &x, sizeof x));
+      EXPECT_TRUE(test::in_arena(region, &x, sizeof x));
       ASSERT_EQ(x, expect++);
     }
     l.remove_if([](std::uint64_t x) { return x % 2 == 0; });
@@ -103,8 +97,8 @@ TEST_P(StdAllocatorTest, MapOfHeapStrings) {
       m.emplace(i, std::move(s));
     }
     for (const auto& [k, v] : m) {
-      EXPECT_TRUE(in_region(region, &k, sizeof k));
-      EXPECT_TRUE(in_region(region, v.data(), v.size() + 1));
+      EXPECT_TRUE(test::in_arena(region, &k, sizeof k));
+      EXPECT_TRUE(test::in_arena(region, v.data(), v.size() + 1));
     }
     EXPECT_EQ(m.at(42), HeapString("value number 42 is long enough for the heap", StdAllocator<char>(heap)));
     EXPECT_TRUE(heap.check().ok());
@@ -129,7 +123,7 @@ TEST_P(StdAllocatorTest, OverAlignedElements) {
     for (int i = 0; i < 20; ++i) {
       l.emplace_back();
       EXPECT_EQ(reinterpret_cast<std::uintptr_t>(&l.back()) % 64, 0u);
-      EXPECT_TRUE(in_region(region, &l.back(), sizeof(Line)));
+      EXPECT_TRUE(test::in_arena(region, &l.back(), sizeof(Line)));
     }
     EXPECT_TRUE(heap.check().ok());
   }
@@ -241,7 +235,7 @@ TEST_P(StdAllocatorTest, TheHeapTravelsWithTheContents) {
     HeapVector<int> copy(StdAllocator<int>{b});
     copy = on_a;
     EXPECT_EQ(&copy.get_allocator().heap(), &a);
-    EXPECT_TRUE(in_region(region_a, copy.data(), copy.size() * sizeof(int)));
+    EXPECT_TRUE(test::in_arena(region_a, copy.data(), copy.size() * sizeof(int)));
     EXPECT_EQ(copy, on_a);
 
     // Move assignment: the buffer moves with its heap, whatever the heaps.
@@ -261,7 +255,7 @@ TEST_P(StdAllocatorTest, SharedPtrThroughAllocateShared) {
   Heap& heap = make_heap(region);
   {
     std::shared_ptr<std::uint64_t> sp = std::allocate_shared<std::uint64_t>(StdAllocator<std::uint64_t>(heap), 42);
-    EXPECT_TRUE(in_region(region, sp.get(), sizeof(std::uint64_t)));  // control block and value: one block
+    EXPECT_TRUE(test::in_arena(region, sp.get(), sizeof(std::uint64_t)));  // control block and value: one block
     EXPECT_EQ(heap.stats().alloc_count, 1u);
     std::shared_ptr<std::uint64_t> copy = sp;
     EXPECT_EQ(*copy, 42u);

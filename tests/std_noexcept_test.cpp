@@ -30,12 +30,6 @@ namespace {
 static_assert(std::is_same_v<MemoryResource, mnemos::std_rtti::MemoryResource>);
 static_assert(std::is_same_v<StdAllocator<int>, mnemos::std_rtti::StdAllocator<int>>);
 
-bool in_region(const Region& region, const void* p, std::size_t n = 1) {
-  const auto b = reinterpret_cast<std::uintptr_t>(region.span().data());
-  const auto a = reinterpret_cast<std::uintptr_t>(p);
-  return a >= b + sizeof(Heap) && a + n <= b + region.span().size();
-}
-
 // Restores the default handler after each test.
 class NoExceptions : public ::testing::Test {
  protected:
@@ -57,10 +51,10 @@ TEST_F(NoExceptions, SuccessPathIsUnchanged) {
   {
     std::pmr::vector<int> v(&resource);
     for (int i = 0; i < 500; ++i) v.push_back(i);
-    EXPECT_TRUE(in_region(region, v.data(), v.size() * sizeof(int)));
+    EXPECT_TRUE(test::in_arena(region, v.data(), v.size() * sizeof(int)));
     std::list<int, StdAllocator<int>> l{StdAllocator<int>(heap)};
     l.assign(100, 3);
-    EXPECT_TRUE(in_region(region, &l.front(), sizeof(int)));
+    EXPECT_TRUE(test::in_arena(region, &l.front(), sizeof(int)));
     EXPECT_TRUE(heap.check().ok());
   }
   test::expect_pristine(heap);

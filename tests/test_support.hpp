@@ -5,6 +5,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <ostream>
@@ -109,6 +110,36 @@ inline std::vector<void*> plug(Heap& heap) { return fill(heap, kPlug); }
 inline void free_all(const std::vector<void*>& blocks, Layout layout) {
   for (void* p : blocks) Heap::free_raw(p, layout);
 }
+
+// Whether [p, p + n) lies inside `region` past the heap's state, that is,
+// inside the arena of the heap bootstrapped there.
+inline bool in_arena(const Region& region, const void* p, std::size_t n = 1) {
+  const auto begin = reinterpret_cast<std::uintptr_t>(region.span().data());
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  return a >= begin + sizeof(Heap) && a + n <= begin + region.span().size();
+}
+
+// The faults reported while a FaultRecording fixture runs (its handler only
+// records, so the bad call is ignored and the test goes on).
+inline std::vector<Fault>& recorded_faults() {
+  static std::vector<Fault> faults;
+  return faults;
+}
+inline void record_fault(const Fault& f) { recorded_faults().push_back(f); }
+
+// Per backend, with a recording fault handler installed for each test and the
+// previous one restored after it.
+class FaultRecording : public BackendTest {
+ protected:
+  void SetUp() override {
+    recorded_faults().clear();
+    previous_ = set_fault_handler(&record_fault);
+  }
+  void TearDown() override { set_fault_handler(previous_); }
+
+ private:
+  FaultHandler previous_ = nullptr;
+};
 
 // A minimal coroutine type that is not ours: eager, detached, no executor, so
 // an allocation future awaited in it is resumed inline by the waking free.
