@@ -512,7 +512,13 @@ Heap* Heap::owner_of(void* payload, Layout layout) noexcept {
       const std::size_t spans = key.block_size + (layout.align <= detail::kHeaderSize ? detail::kHeaderSize : 0);
       return detail::is_free_word(before) && detail::untag_free_size(static_cast<std::size_t>(before)) >= spans;
     };
-    if (detail::is_freed_word(word) || (layout.align <= 16 && detail::is_link_word(word) && node_before())) {
+    // The second read stays on the header word's own 4 KiB page (no MMU page
+    // is smaller), so a foreign pointer just past a page boundary is reported,
+    // not a fault on the page before; a double free whose header word starts
+    // a page is then named ForeignPointer (README, Limits).
+    const bool before_on_same_page = (detail::addr(detail::header_slot(payload)) % 4096) != 0;
+    if (detail::is_freed_word(word) ||
+        (layout.align <= 16 && detail::is_link_word(word) && before_on_same_page && node_before())) {
       detail::report_fault(FaultKind::DoubleFree, payload, nullptr);
       return nullptr;
     }

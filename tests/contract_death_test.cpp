@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <utility>
 #include <vector>
 
@@ -74,6 +75,16 @@ TEST_F(ContractDeathTest, MovingAPolledFutureAborts) {
   // it (end of scope) unlinks it; its waker was never called.
   EXPECT_EQ(full.heap.stats().waiters, 1u);
   EXPECT_EQ(wakes.calls, 0);
+}
+
+TEST_F(ContractDeathTest, GivingAPolledFutureAStopTokenAborts) {
+  FullHeap full;
+  WakeCount wakes;
+  std::stop_source source;
+  auto fut = full.heap.alloc_raw(kBlock);
+  ASSERT_FALSE(fut.poll(wakes.waker()).has_value());
+  EXPECT_DEATH({ auto with_token = std::move(fut).with(source.get_token()); (void)with_token; }, "");
+  EXPECT_EQ(full.heap.stats().waiters, 1u);  // in this process: still parked, unchanged
 }
 
 TEST_F(ContractDeathTest, MovingAFutureBeforeItsFirstPollIsAllowed) {

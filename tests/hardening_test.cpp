@@ -4,6 +4,8 @@
 // (stats and check() as before), and the heap still serves allocations.
 // The default handler's message is covered in fault_death_test.cpp.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
@@ -373,6 +375,30 @@ TEST_P(Hardening, PointerFromAnotherAllocatorIsRefused) {
     Heap::free_raw(&other[2], Layout{16, 8});
     EXPECT_TRUE(one_fault(FaultKind::ForeignPointer, &other[2])) << std::hex << word_before;
   }
+  expect_unharmed(heap, before);
+}
+
+// A foreign pointer 8 bytes into a page whose previous page is unmapped: the
+// free may read the word before the pointer (it must be readable, README,
+// Limits), but never a word on the page before that one. (Found in review: a
+// zero word there looked like a queue link and led to a second read, which
+// crossed the page and crashed instead of reporting.)
+TEST_P(Hardening, ForeignPointerJustPastAPageBoundaryReadsNoEarlierPage) {
+  Region region(4096);
+  Heap& heap = make_heap(region);
+  const Stats before = heap.stats();
+  const long page = sysconf(_SC_PAGESIZE);
+  void* const two = mmap(nullptr, 2 * static_cast<std::size_t>(page), PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(two, MAP_FAILED);
+  std::byte* const second = static_cast<std::byte*>(two) + page;
+  ASSERT_EQ(munmap(two, static_cast<std::size_t>(page)), 0);  // the page before `second` is gone
+  for (const std::size_t align : {std::size_t{1}, std::size_t{8}}) {
+    recorded_faults().clear();
+    Heap::free_raw(second + 8, Layout{8, align});  // its header word (zero) is `second`'s first word
+    EXPECT_TRUE(one_fault(FaultKind::ForeignPointer, second + 8)) << align;
+  }
+  ASSERT_EQ(munmap(second, static_cast<std::size_t>(page)), 0);
   expect_unharmed(heap, before);
 }
 

@@ -195,6 +195,7 @@ TEST_P(HeapAlloc, FreeRawOfNullIsIgnored) {
   Region region(4096);
   Heap& heap = make_heap(region);
   Heap::free_raw(nullptr, Layout{8, 8});
+  EXPECT_EQ(heap.stats().free_count, 0u);  // not counted as a free
   test::expect_pristine(heap);
 }
 

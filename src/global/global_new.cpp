@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <span>
 #include <thread>
@@ -160,9 +161,11 @@ void delete_impl(void* p, std::size_t size, std::size_t alignment) noexcept {
     detail::report_fault(FaultKind::Misaligned, p, heap);
     return;
   }
-  // Sound: u - 16 is inside the arena and 16-aligned, and `new` wrote a Record
-  // there (if it did not, the checks below or free_raw's reject the call).
-  const Record record = *reinterpret_cast<const Record*>(static_cast<std::byte*>(p) - sizeof(Record));
+  // u - 16 is inside the arena (checked above). Copied as bytes, not read
+  // through a Record*: for a bad pointer no Record lives there, and whatever
+  // the bytes hold, the checks below or free_raw's reject the call.
+  Record record;
+  std::memcpy(&record, static_cast<const std::byte*>(p) - sizeof(Record), sizeof record);
   const bool plausible = record.align >= 16 && (record.align & (record.align - 1)) == 0 &&
                          record.align <= kArenaSize && record.size <= kArenaSize &&
                          addr(p) % record.align == 0 && addr(p) - record.align >= addr(g_arena);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdlib>
 #include <new>
 #include <optional>
 #include <stop_token>
@@ -110,6 +111,7 @@ inline const AllocWait::StopOps AllocWait::std_stop_ops = {
 };
 
 inline void AllocWait::set_stop_token(std::stop_token token) noexcept {
+  if (polled_) std::abort();  // a callback may be armed on the current token
   if (stop_ops_ != nullptr) {
     stop_state().token = std::move(token);  // a second with(): the newest token wins
     return;

@@ -213,7 +213,8 @@ class Tlsf {
   // first bytes hold the marks (size / 64 bytes), the list heads (128 bytes
   // per first level in use: 13 for 1 MiB) and three scratch granules, the rest
   // is capacity(). Returns false, leaving the backend empty, when not even one
-  // kMinBlock block would remain (regions below 176 bytes on LP64).
+  // kMinBlock block would remain (regions below 176 bytes on LP64; 168 with
+  // MNEMOS_HARDENING=0, whose compact node layout needs one scratch granule less).
   // O(size / 64) byte writes: the marks are zeroed.
   bool init(std::byte* start, std::size_t size) noexcept;
 
