@@ -208,8 +208,6 @@ std::size_t Heap::drain(detail::DeferredNode* list) noexcept {
         detail::report_fault(FaultKind::CorruptArena, list, this);
         break;
       }
-    }
-    if constexpr (detail::kHardening) {
       // The link is copied: put the freed scrub back over it (for alignment
       // 16 it is the block's header word), so the block reaches the backend
       // as a direct free would leave it (hardening.hpp). Sound: the node's 16

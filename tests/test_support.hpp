@@ -141,6 +141,24 @@ class FaultRecording : public BackendTest {
   FaultHandler previous_ = nullptr;
 };
 
+// After a drain found the queued node of `payload` (a Layout{24, 8} block,
+// 32 bytes, the heap's only one) broken: exactly one CorruptArena naming the
+// node and the heap; the block stays counted as allocated and is never
+// reused; check() balances and the heap still serves allocations.
+inline void expect_broken_queued_block_lost(Heap& heap, std::byte* payload) {
+  ASSERT_EQ(recorded_faults().size(), 1u);
+  EXPECT_EQ(recorded_faults().front().kind, FaultKind::CorruptArena);
+  EXPECT_EQ(recorded_faults().front().address, payload - 8);
+  EXPECT_EQ(recorded_faults().front().heap, &heap);
+  EXPECT_EQ(heap.stats().allocated_bytes, 32u);
+  EXPECT_TRUE(heap.check().ok());
+  Result<void*> q = heap.try_alloc_raw(Layout{24, 8});
+  ASSERT_TRUE(q.has_value());
+  EXPECT_NE(*q, payload);
+  Heap::free_raw(*q, Layout{24, 8});
+  EXPECT_EQ(recorded_faults().size(), 1u);
+}
+
 // A minimal coroutine type that is not ours: eager, detached, no executor, so
 // an allocation future awaited in it is resumed inline by the waking free.
 struct Detached {
